@@ -1,0 +1,61 @@
+# Smart Protect: Platinum Protection.
+#   make run            the service on the embedded SQLite database, http://127.0.0.1:8000
+#   make test           ruff and the whole test-suite on SQLite
+#   make test-postgres  the same suite on PostgreSQL (SMARTPROTECT_DATABASE_URL)
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+CHROMIUM ?= /usr/bin/chromium
+POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+.PHONY: run test test-postgres lint format browser clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@ $(STAMP)
+
+run: $(STAMP)
+	mkdir -p var
+	SMARTPROTECT_ENV=$${SMARTPROTECT_ENV:-development} $(BIN)/smartprotect db upgrade
+	SMARTPROTECT_ENV=$${SMARTPROTECT_ENV:-development} $(BIN)/smartprotect serve
+
+# The browser tests drive Debian's chromium; install it when we can, else say what to do.
+browser:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing Debian's chromium for the browser tests..."; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null) \
+	      || { echo "Could not install chromium: run 'apt-get install chromium' as root."; exit 1; }; \
+	  else \
+	    echo "The browser tests need Chromium at $(CHROMIUM): run 'sudo apt-get install chromium' (Debian/Ubuntu) or set CHROMIUM=/path/to/chromium."; \
+	    exit 1; \
+	  fi; \
+	fi
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+format: $(DEV_STAMP)
+	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests
+
+test: $(DEV_STAMP) browser lint
+	SMARTPROTECT_CHROMIUM=$(CHROMIUM) $(BIN)/pytest
+
+test-postgres: $(DEV_STAMP) browser
+	SMARTPROTECT_CHROMIUM=$(CHROMIUM) SMARTPROTECT_DATABASE_URL=$${SMARTPROTECT_DATABASE_URL:-$(POSTGRES_URL)} $(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) var .pytest_cache test-artifacts

@@ -1,0 +1,3 @@
+"""Platinum Protection: Smart Protect's anti-theft service."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from smartprotect.cli import main
+
+main()

@@ -1,0 +1,181 @@
+"""The web application: FastAPI with the JSON API under /api/v1 and the pages."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from smartprotect import __version__
+from smartprotect.clock import Clock, SystemClock
+from smartprotect.config import Settings
+from smartprotect.db import make_engine, make_session_factory
+from smartprotect.errors import SmartProtectError
+from smartprotect.i18n import N_, translations
+from smartprotect.mail.worker import OutboxWorker
+from smartprotect.validation import field_errors_from_request
+from smartprotect.web.language import LanguageMiddleware, localized
+from smartprotect.web.security_headers import SecurityHeadersMiddleware
+from smartprotect.web.templating import language, make_templates, render
+
+STATIC_DIR = Path(__file__).parent / "web" / "static"
+PROBLEM_JSON = "application/problem+json"
+
+_HTTP_MESSAGES = {
+    404: N_("This page does not exist."),
+    405: N_("This request is not allowed here."),
+}
+
+
+class LoginRequired(Exception):
+    """A page needs a signed-in user; the browser is sent to the sign-in page."""
+
+
+def create_app(
+    settings: Settings, *, clock: Clock | None = None, engine: Engine | None = None
+) -> FastAPI:
+    """Build the application around explicit settings, clock and engine."""
+    engine = engine or make_engine(settings)
+    session_factory = make_session_factory(engine)
+    clock = clock or SystemClock()
+    outbox = OutboxWorker(settings=settings, session_factory=session_factory, clock=clock)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        await outbox.start()
+        try:
+            yield
+        finally:
+            await outbox.stop()
+
+    app = FastAPI(
+        title="Smart Protect: Platinum Protection API",
+        version=__version__,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = session_factory
+    app.state.clock = clock
+    app.state.outbox = outbox
+    app.state.templates = make_templates()
+
+    from smartprotect.api.v1 import router as api_v1_router
+    from smartprotect.web.views import router as web_router
+
+    app.include_router(api_v1_router, prefix="/api/v1")
+    app.include_router(web_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/healthz", tags=["operations"])
+    def healthz() -> JSONResponse:
+        """Whether the server and its database answer."""
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception:
+            return JSONResponse({"status": "error", "database": "unavailable"}, status_code=503)
+        return JSONResponse({"status": "ok", "database": "ok", "version": __version__})
+
+    _install_error_handlers(app)
+    app.add_middleware(SecurityHeadersMiddleware, https=settings.secure_cookies)
+    app.add_middleware(LanguageMiddleware)
+    return app
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def problem(
+    request: Request,
+    *,
+    status: int,
+    title: str,
+    detail: str,
+    errors: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """An RFC 9457 problem document in the reader's language."""
+    _ = translations(language(request)).gettext
+    body: dict[str, object] = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if errors:
+        body["errors"] = {field: _(message) for field, message in errors.items()}
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(SmartProtectError)
+    async def domain_error(request: Request, exc: SmartProtectError) -> Response:
+        _ = translations(language(request)).gettext
+        detail = _(exc.message) % exc.params if exc.params else _(exc.message)
+        headers = {}
+        retry_after = getattr(exc, "retry_after_seconds", None)
+        if retry_after:
+            headers["Retry-After"] = str(retry_after)
+        if _is_api(request):
+            return problem(
+                request,
+                status=exc.status_code,
+                title=exc.title,
+                detail=detail,
+                errors=getattr(exc, "errors", None),
+                headers=headers,
+            )
+        return _error_page(request, exc.status_code, detail, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        errors = field_errors_from_request(exc)
+        _ = translations(language(request)).gettext
+        detail = _("Please correct the errors below.")
+        if _is_api(request):
+            return problem(request, status=422, title="Invalid input", detail=detail, errors=errors)
+        return _error_page(request, 400, _("The request is not valid."), {})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        _ = translations(language(request)).gettext
+        message = _HTTP_MESSAGES.get(exc.status_code)
+        detail = _(message) if message else str(exc.detail)
+        if _is_api(request):
+            return problem(
+                request,
+                status=exc.status_code,
+                title=str(exc.detail),
+                detail=detail,
+                headers=dict(exc.headers or {}),
+            )
+        return _error_page(request, exc.status_code, detail, dict(exc.headers or {}))
+
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, _exc: LoginRequired) -> Response:
+        target = localized("/login", language(request))
+        return RedirectResponse(f"{target}?next={request.url.path}", status_code=303)
+
+
+def _error_page(request: Request, status: int, detail: str, headers: dict[str, str]) -> Response:
+    response = render(
+        request,
+        "error.html",
+        settings=request.app.state.settings,
+        context={"status": status, "detail": detail},
+        status_code=status,
+    )
+    response.headers.update(headers)
+    return response

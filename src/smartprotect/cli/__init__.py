@@ -1,0 +1,19 @@
+"""The `smartprotect` command: the server, database and administration jobs."""
+
+from __future__ import annotations
+
+import click
+
+from smartprotect.cli import db, mail, policy, serve
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="smartprotect")
+def main() -> None:
+    """Smart Protect: Platinum Protection."""
+
+
+main.add_command(serve.serve)
+main.add_command(db.db)
+main.add_command(policy.policy)
+main.add_command(mail.mail)

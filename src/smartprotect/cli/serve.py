@@ -1,0 +1,52 @@
+"""`smartprotect serve`: the web server."""
+
+from __future__ import annotations
+
+import click
+
+from smartprotect.cli.context import runtime
+
+
+@click.command()
+@click.option("--host", default=None, help="Interface to listen on (default from settings).")
+@click.option("--port", default=None, type=int, help="Port (default from settings).")
+def serve(host: str | None, port: int | None) -> None:
+    """Run the web server."""
+    import uvicorn
+    from sqlalchemy import func, select
+
+    from smartprotect import migrations
+    from smartprotect.app import create_app
+    from smartprotect.config import InsecureSettings
+    from smartprotect.privacy.policy.models import PolicyDocument
+
+    rt = runtime()
+    settings = rt.settings
+    try:
+        settings.check_safe_to_serve()
+    except InsecureSettings as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not migrations.is_up_to_date(rt.engine):
+        raise click.ClickException(
+            "The database schema is not up to date. Run `smartprotect db upgrade` first."
+        )
+    host = host or settings.host
+    port = port or settings.port
+    with rt.session_factory() as session:
+        published = session.scalar(select(func.count()).select_from(PolicyDocument)) or 0
+    click.echo(f"Smart Protect is serving on http://{host}:{port}/ ({settings.env.value} mode)")
+    if not published:
+        click.echo(
+            "No privacy policy is published yet, so registration is closed. Publish one with:\n"
+            "  smartprotect policy publish --version 2017-06-15 --lang en --file policy-en.txt\n"
+            "  smartprotect policy publish --version 2017-06-15 --lang ru --file policy-ru.txt"
+        )
+    app = create_app(settings, engine=rt.engine)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        proxy_headers=True,
+        server_header=False,
+        log_level="info",
+    )

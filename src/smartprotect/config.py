@@ -1,0 +1,92 @@
+"""Settings, read from the environment in this one place."""
+
+from __future__ import annotations
+
+import enum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# A development convenience only: the server refuses to start with it elsewhere.
+DEFAULT_SECRET_KEY = "insecure-development-secret-change-me"  # noqa: S105
+
+
+class Environment(enum.StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class MailBackend(enum.StrEnum):
+    SMTP = "smtp"
+    CONSOLE = "console"
+
+
+class InsecureSettings(RuntimeError):
+    """The settings are unsafe for the chosen environment."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SMARTPROTECT_", extra="ignore")
+
+    env: Environment = Environment.PRODUCTION
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
+    database_url: str = "sqlite:///./var/smartprotect.db"
+    base_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    mail_backend: MailBackend | None = None
+    mail_from: str = "Smart Protect <no-reply@smprotect.com>"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout_seconds: float = 10.0
+    mail_poll_seconds: float = 5.0
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        if self.mail_backend is None:
+            self.mail_backend = MailBackend.CONSOLE if self.is_development else MailBackend.SMTP
+        return self
+
+    @property
+    def is_development(self) -> bool:
+        return self.env is Environment.DEVELOPMENT
+
+    @property
+    def secure_cookies(self) -> bool:
+        return not self.is_development
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def sqlite_path(self) -> Path | None:
+        """The database file of an SQLite URL, or None for other engines."""
+        if not self.is_sqlite:
+            return None
+        raw = self.database_url.split("///", 1)[1] if "///" in self.database_url else ""
+        return Path(raw) if raw and raw != ":memory:" else None
+
+    def check_safe_to_serve(self) -> None:
+        """Refuse to serve outside development with secrets left at their defaults."""
+        if self.is_development:
+            return
+        secret = self.secret_key.get_secret_value()
+        if secret == DEFAULT_SECRET_KEY or len(secret) < 32:
+            raise InsecureSettings(
+                "SMARTPROTECT_SECRET_KEY is unset or shorter than 32 characters; "
+                "set a random value (e.g. `python -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))'`) or set SMARTPROTECT_ENV=development."
+            )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read from the environment on first use."""
+    return Settings()

@@ -1,0 +1,85 @@
+"""Request-scoped dependencies: the database session, settings, clock and current user."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from smartprotect.accounts import service as accounts
+from smartprotect.accounts.models import User
+from smartprotect.clock import Clock
+from smartprotect.config import Settings
+from smartprotect.errors import NotAuthenticated
+from smartprotect.i18n import N_
+from smartprotect.mail.service import QUEUED_FLAG
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    """One session per request, committed once when the handler returns without error."""
+    session: Session = request.app.state.session_factory()
+    try:
+        yield session
+        session.commit()
+        if session.info.pop(QUEUED_FLAG, False):
+            request.app.state.outbox.wake()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_clock(request: Request) -> Clock:
+    return request.app.state.clock
+
+
+# "function" scope: commit before the response is sent, so a client never sees a
+# success whose writes are then lost.
+DbSession = Annotated[Session, Depends(get_db, scope="function")]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
+
+
+def session_cookie_name(settings: Settings) -> str:
+    # __Host- binds the cookie to this exact origin over HTTPS.
+    return "__Host-sp_session" if settings.secure_cookies else "sp_session"
+
+
+def get_optional_user(
+    request: Request, db: DbSession, settings: SettingsDep, clock: ClockDep
+) -> User | None:
+    raw = request.cookies.get(session_cookie_name(settings))
+    if not raw:
+        return None
+    return accounts.user_for_session(session=db, raw_token=raw, clock=clock)
+
+
+OptionalUser = Annotated[User | None, Depends(get_optional_user)]
+
+
+def get_api_user(request: Request, db: DbSession, clock: ClockDep) -> User:
+    scheme, _, raw = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not raw.strip():
+        raise NotAuthenticated(N_("Send a personal API token as 'Authorization: Bearer <token>'."))
+    user = accounts.user_for_api_token(session=db, raw_token=raw.strip(), clock=clock)
+    if user is None:
+        raise NotAuthenticated(N_("The API token is invalid or revoked."))
+    return user
+
+
+ApiUser = Annotated[User, Depends(get_api_user)]
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def language_of(request: Request) -> str:
+    return request.scope.get("state", {}).get("language", "en")

@@ -1,0 +1,167 @@
+"""Queueing mail in the request's transaction and delivering it over SMTP afterwards."""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import ssl
+import uuid
+from datetime import timedelta
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from smartprotect.clock import Clock
+from smartprotect.config import MailBackend, Settings
+from smartprotect.db import unit_of_work
+from smartprotect.mail.models import OutboxMessage, OutboxStatus
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+FIRST_RETRY_DELAY = timedelta(seconds=30)
+MAX_RETRY_DELAY = timedelta(hours=1)
+BATCH_SIZE = 50
+ERROR_MAX = 500
+# Set on a session whose transaction queued mail, so the edge can wake the sender.
+QUEUED_FLAG = "smartprotect.mail_queued"
+
+
+class Kind:
+    TRANSACTIONAL = "transactional"
+
+
+def enqueue(
+    *,
+    session: Session,
+    recipient: str,
+    subject: str,
+    body_text: str,
+    clock: Clock,
+    kind: str = Kind.TRANSACTIONAL,
+    body_html: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> OutboxMessage:
+    """Queue a message; it is sent only if the surrounding transaction commits."""
+    now = clock.now()
+    message = OutboxMessage(
+        recipient=recipient,
+        subject=subject,
+        body_text=body_text,
+        body_html=body_html,
+        headers=headers or {},
+        kind=kind,
+        status=OutboxStatus.PENDING,
+        attempts=0,
+        created_at=now,
+        next_attempt_at=now,
+    )
+    session.add(message)
+    session.flush()
+    session.info[QUEUED_FLAG] = True
+    return message
+
+
+def build_email(message: OutboxMessage, *, sender: str) -> EmailMessage:
+    email = EmailMessage()
+    email["From"] = sender
+    email["To"] = message.recipient
+    email["Subject"] = message.subject
+    email["Date"] = formatdate(localtime=False)
+    email["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[-1].strip("> "))
+    for name, value in (message.headers or {}).items():
+        email[name] = value
+    email.set_content(message.body_text)
+    if message.body_html:
+        email.add_alternative(message.body_html, subtype="html")
+    return email
+
+
+def _send_smtp(email: EmailMessage, settings: Settings) -> None:
+    context = ssl.create_default_context()
+    smtp_class = smtplib.SMTP_SSL if settings.smtp_ssl else smtplib.SMTP
+    kwargs = {"context": context} if settings.smtp_ssl else {}
+    with smtp_class(
+        settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout_seconds, **kwargs
+    ) as smtp:
+        if settings.smtp_starttls and not settings.smtp_ssl:
+            smtp.starttls(context=context)
+        if settings.smtp_username:
+            password = settings.smtp_password.get_secret_value() if settings.smtp_password else ""
+            smtp.login(settings.smtp_username, password)
+        smtp.send_message(email)
+
+
+def _send_console(email: EmailMessage) -> None:
+    # Development only: the console stands in for a mail server.
+    print("-" * 72 + "\n" + email.as_string() + "-" * 72, flush=True)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    return min(FIRST_RETRY_DELAY * (2 ** max(attempts - 1, 0)), MAX_RETRY_DELAY)
+
+
+def deliver_pending(
+    *, session_factory: sessionmaker[Session], settings: Settings, clock: Clock
+) -> int:
+    """Send every message that is due; returns how many were sent. Safe to run concurrently."""
+    sent = 0
+    with unit_of_work(session_factory) as session:
+        due_ids = list(
+            session.scalars(
+                select(OutboxMessage.id)
+                .where(
+                    OutboxMessage.status == OutboxStatus.PENDING,
+                    OutboxMessage.next_attempt_at <= clock.now(),
+                )
+                .order_by(OutboxMessage.created_at)
+                .limit(BATCH_SIZE)
+            )
+        )
+    for message_id in due_ids:
+        sent += _deliver_one(
+            session_factory=session_factory, settings=settings, clock=clock, message_id=message_id
+        )
+    return sent
+
+
+def _deliver_one(
+    *,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    clock: Clock,
+    message_id: uuid.UUID,
+) -> int:
+    with unit_of_work(session_factory) as session:
+        # Another instance may hold this row; skip it rather than send twice.
+        message = session.scalar(
+            select(OutboxMessage)
+            .where(OutboxMessage.id == message_id, OutboxMessage.status == OutboxStatus.PENDING)
+            .with_for_update(skip_locked=True)
+        )
+        if message is None:
+            return 0
+        message.attempts += 1
+        try:
+            email = build_email(message, sender=settings.mail_from)
+            if settings.mail_backend is MailBackend.CONSOLE:
+                _send_console(email)
+            else:
+                _send_smtp(email, settings)
+        except (OSError, smtplib.SMTPException) as exc:
+            message.last_error = f"{type(exc).__name__}: {exc}"[:ERROR_MAX]
+            if message.attempts >= MAX_ATTEMPTS:
+                message.status = OutboxStatus.FAILED
+            else:
+                message.next_attempt_at = clock.now() + retry_delay(message.attempts)
+            log.warning("mail %s not delivered (attempt %d)", message.id, message.attempts)
+            return 0
+        message.status = OutboxStatus.SENT
+        message.sent_at = clock.now()
+        message.last_error = None
+        # Bodies carry one-time links; once delivered, the outbox keeps no copy of them.
+        message.body_text = ""
+        message.body_html = None
+        return 1

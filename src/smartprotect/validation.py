@@ -1,0 +1,61 @@
+"""Turning pydantic validation errors into per-field message ids we can translate."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+from pydantic_core import PydanticCustomError
+
+from smartprotect.i18n import N_
+
+# Our own validators raise PydanticCustomError with a code from here; the message is a
+# gettext message id shown to the user.
+CUSTOM_PREFIX = "sp_"
+
+_BUILTIN_MESSAGES = {
+    "missing": N_("This field is required."),
+    "string_too_short": N_("This field is required."),
+    "string_too_long": N_("This is too long."),
+    "string_type": N_("Enter text."),
+    "bool_parsing": N_("Choose yes or no."),
+    "bool_type": N_("Choose yes or no."),
+    "value_error": N_("This value is not valid."),
+    "uuid_parsing": N_("This identifier is not valid."),
+}
+_FALLBACK = N_("This value is not valid.")
+
+
+def invalid(code: str, message: str) -> PydanticCustomError:
+    """An error for a field validator to raise, carrying a translatable message id."""
+    return PydanticCustomError(CUSTOM_PREFIX + code, message)
+
+
+def field_errors(exc: ValidationError) -> dict[str, str]:
+    """The first error of each field, as a message id."""
+    errors: dict[str, str] = {}
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"]) or "__all__"
+        if field in errors:
+            continue
+        kind = error["type"]
+        if kind.startswith(CUSTOM_PREFIX):
+            errors[field] = error["msg"]
+        else:
+            errors[field] = _BUILTIN_MESSAGES.get(kind, _FALLBACK)
+    return errors
+
+
+def field_errors_from_request(exc) -> dict[str, str]:
+    """Per-field message ids of FastAPI's RequestValidationError (body/query/path)."""
+    errors: dict[str, str] = {}
+    for error in exc.errors():
+        loc = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")]
+        field = ".".join(loc) or "__all__"
+        if field in errors:
+            continue
+        kind = str(error.get("type", ""))
+        errors[field] = (
+            error["msg"]
+            if kind.startswith(CUSTOM_PREFIX)
+            else _BUILTIN_MESSAGES.get(kind, _FALLBACK)
+        )
+    return errors

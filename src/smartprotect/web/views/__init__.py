@@ -1,0 +1,9 @@
+"""The site's pages."""
+
+from fastapi import APIRouter
+
+from smartprotect.web.views import accounts, pages
+
+router = APIRouter(include_in_schema=False)
+router.include_router(pages.router)
+router.include_router(accounts.router)

@@ -1,0 +1,48 @@
+"""Shared plumbing for form pages: CSRF-checked form data and redirects."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from starlette.responses import RedirectResponse
+
+from smartprotect.deps import OptionalUser, SettingsDep
+from smartprotect.web import csrf
+from smartprotect.web.language import localized
+from smartprotect.web.templating import language
+
+
+async def checked_form(request: Request, settings: SettingsDep) -> dict[str, str]:
+    """The submitted form, after its CSRF token has been checked."""
+    await csrf.verify(request, settings)
+    form = await request.form()
+    return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+CheckedForm = Annotated[dict[str, str], Depends(checked_form)]
+
+
+def redirect(request: Request, path: str, *, query: str = "") -> RedirectResponse:
+    """A 303 to a site path in the reader's language."""
+    target = localized(path, language(request))
+    return RedirectResponse(target + (f"?{query}" if query else ""), status_code=303)
+
+
+def safe_next(value: str | None) -> str:
+    """A local path to continue to after signing in; anything else goes to the account."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/account"
+
+
+def require_user(user: OptionalUser):
+    from smartprotect.app import LoginRequired
+
+    if user is None:
+        raise LoginRequired
+    return user
+
+
+def checkbox(form: dict[str, str], name: str) -> bool:
+    return form.get(name) in ("on", "true", "1", "yes")
