@@ -11,7 +11,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 CHROMIUM ?= /usr/bin/chromium
 POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: run test test-postgres lint format browser clean
+.PHONY: run test test-postgres lint format browser messages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ test: $(DEV_STAMP) browser lint
 
 test-postgres: $(DEV_STAMP) browser
 	SMARTPROTECT_CHROMIUM=$(CHROMIUM) SMARTPROTECT_DATABASE_URL=$${SMARTPROTECT_DATABASE_URL:-$(POSTGRES_URL)} $(BIN)/pytest
+
+# Re-extract translatable strings and merge them into the Russian catalog.
+messages: $(DEV_STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k N_ --no-location --sort-output -o src/smartprotect/locale/messages.pot .
+	$(BIN)/pybabel update -i src/smartprotect/locale/messages.pot -d src/smartprotect/locale -l ru --no-fuzzy-matching --ignore-obsolete
 
 clean:
 	rm -rf $(VENV) var .pytest_cache test-artifacts

@@ -100,7 +100,13 @@ def _send_console(email: EmailMessage) -> None:
 
 
 def retry_delay(attempts: int) -> timedelta:
-    return min(FIRST_RETRY_DELAY * (2 ** max(attempts - 1, 0)), MAX_RETRY_DELAY)
+    """Exponential backoff after the given number of failed attempts, capped."""
+    delay = FIRST_RETRY_DELAY
+    for _ in range(max(attempts - 1, 0)):
+        delay *= 2
+        if delay >= MAX_RETRY_DELAY:
+            return MAX_RETRY_DELAY
+    return delay
 
 
 def deliver_pending(

@@ -1,0 +1,239 @@
+"""Shared fixtures: a migrated database (SQLite or PostgreSQL), a real SMTP server, the app."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session
+
+from smartprotect import migrations
+from smartprotect.app import create_app
+from smartprotect.clock import FrozenClock
+from smartprotect.config import Environment, MailBackend, Settings
+from smartprotect.db import Base, make_engine, make_session_factory, normalise_url, unit_of_work
+from smartprotect.mail.service import deliver_pending
+from smartprotect.privacy.policy import service as policy_service
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICY_DIR = ROOT / "policy"
+TEST_SECRET = "test-secret-" + "k" * 40
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+# -- the database --------------------------------------------------------------------------
+
+
+def _postgres_url() -> str | None:
+    url = os.environ.get("SMARTPROTECT_DATABASE_URL", "")
+    return normalise_url(url) if url.startswith("postgres") else None
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> Iterator[str]:
+    """A fresh, empty database for this test run: a new PostgreSQL database, or an SQLite file."""
+    server_url = _postgres_url()
+    if server_url is None:
+        path = tmp_path_factory.mktemp("db") / "smartprotect.db"
+        yield f"sqlite:///{path}"
+        return
+    name = f"sp_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def engine(database_url) -> Iterator[Engine]:
+    engine = make_engine(_settings(database_url))
+    migrations.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _empty_tables(request) -> Iterator[None]:
+    """Every test starts and ends with empty tables (works across processes, unlike rollback)."""
+    yield
+    if "engine" not in request.fixturenames:
+        return
+    engine: Engine = request.getfixturevalue("engine")
+    with engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(table.delete())
+
+
+@pytest.fixture
+def session_factory(engine):
+    return make_session_factory(engine)
+
+
+@pytest.fixture
+def db(session_factory) -> Iterator[Session]:
+    """A session for arranging and inspecting data; tests commit what they arrange."""
+    session = session_factory()
+    try:
+        yield session
+    finally:
+        session.rollback()
+        session.close()
+
+
+# -- a real SMTP server --------------------------------------------------------------------
+
+
+@dataclass
+class Mailbox:
+    messages: list[EmailMessage] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's API
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        with self.lock:
+            self.messages.append(message)
+        return "250 OK"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        with self.lock:
+            return [m for m in self.messages if m["To"] == address]
+
+    def last_to(self, address: str) -> EmailMessage:
+        found = self.to(address)
+        assert found, f"no mail to {address}; got {[m['To'] for m in self.messages]}"
+        return found[-1]
+
+    def clear(self) -> None:
+        with self.lock:
+            self.messages.clear()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def _smtp_server() -> Iterator[tuple[Mailbox, int]]:
+    mailbox = Mailbox()
+    port = free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield mailbox, port
+    controller.stop()
+
+
+@pytest.fixture
+def mailbox(_smtp_server) -> Mailbox:
+    box, _port = _smtp_server
+    box.clear()
+    return box
+
+
+@pytest.fixture
+def smtp_port(_smtp_server) -> int:
+    return _smtp_server[1]
+
+
+def body_of(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("plain",))
+    assert part is not None
+    return part.get_content()
+
+
+def link_in(message: EmailMessage, path_fragment: str) -> str:
+    """The first link in a mail whose path contains the fragment."""
+    for link in re.findall(r"https?://\S+", body_of(message)):
+        if path_fragment in link:
+            return link
+    raise AssertionError(f"no {path_fragment} link in: {body_of(message)}")
+
+
+# -- settings, clock and application -------------------------------------------------------
+
+
+def _settings(database_url: str, **overrides) -> Settings:
+    values = {
+        "env": Environment.PRODUCTION,
+        "secret_key": TEST_SECRET,
+        "database_url": database_url,
+        "base_url": "https://testserver",
+        "mail_backend": MailBackend.SMTP,
+        "smtp_port": 1,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(database_url, smtp_port) -> Settings:
+    return _settings(database_url, smtp_port=smtp_port)
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+def app(settings, clock, engine):
+    return create_app(settings, clock=clock, engine=engine)
+
+
+@pytest.fixture
+def client(app) -> Iterator[TestClient]:
+    # No lifespan: mail is delivered explicitly with `deliver`, so tests are deterministic.
+    yield TestClient(app, base_url="https://testserver", follow_redirects=False)
+
+
+@pytest.fixture
+def deliver(session_factory, settings, clock):
+    """Run one delivery round of the outbox against the test SMTP server."""
+
+    def run() -> int:
+        return deliver_pending(session_factory=session_factory, settings=settings, clock=clock)
+
+    return run
+
+
+# -- the privacy policy --------------------------------------------------------------------
+
+
+def seed_policy_texts() -> dict[str, str]:
+    """The company's policy, revision of 15/06/2017, as kept in policy/."""
+    return {
+        language: (POLICY_DIR / f"2017-06-15.{language}.txt").read_text(encoding="utf-8")
+        for language in ("en", "ru")
+    }
+
+
+@pytest.fixture
+def published_policy(session_factory, clock):
+    """The 2017-06-15 revision published in both languages; returns {language: document id}."""
+    ids = {}
+    with unit_of_work(session_factory) as session:
+        for language, body in seed_policy_texts().items():
+            document, _ = policy_service.publish(
+                session=session, version="2017-06-15", language=language, text=body, clock=clock
+            )
+            ids[language] = document.id
+    return ids

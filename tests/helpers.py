@@ -1,0 +1,53 @@
+"""Helpers for arranging accounts in tests."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi.testclient import TestClient
+
+PASSWORD = "correct horse battery"
+
+
+def csrf_from(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([0-9a-f]+)"', html)
+    assert match, "no CSRF token in page"
+    return match.group(1)
+
+
+def form_page(client: TestClient, path: str) -> str:
+    response = client.get(path)
+    assert response.status_code == 200, response.text
+    return csrf_from(response.text)
+
+
+def registration_form(policy_id, **overrides) -> dict[str, str]:
+    form = {
+        "email": "aigerim@example.kz",
+        "phone": "+7 701 234 5678",
+        "password": PASSWORD,
+        "password_confirm": PASSWORD,
+        "last_name": "Сейткали",
+        "first_name": "Айгерим",
+        "patronymic": "Нурлановна",
+        "policy_document_id": str(policy_id),
+        "accept_policy": "on",
+        "consent_processing": "on",
+    }
+    form.update(overrides)
+    return {key: value for key, value in form.items() if value is not None}
+
+
+def register_via_web(client: TestClient, policy_id, prefix: str = "", **overrides):
+    token = form_page(client, f"{prefix}/register")
+    return client.post(
+        f"{prefix}/register",
+        data={**registration_form(policy_id, **overrides), "csrf_token": token},
+    )
+
+
+def login_via_web(client: TestClient, email: str, password: str = PASSWORD, prefix: str = ""):
+    token = form_page(client, f"{prefix}/login")
+    return client.post(
+        f"{prefix}/login", data={"email": email, "password": password, "csrf_token": token}
+    )
