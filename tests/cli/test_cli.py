@@ -1,0 +1,97 @@
+"""The smartprotect command: migrations, publishing the policy, mail, serve's safety check."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from smartprotect.cli import main
+from smartprotect.config import get_settings
+from smartprotect.privacy.policy.models import PolicyDocument
+from tests.conftest import ROOT
+
+
+def _env(database_url: str, **extra: str) -> dict[str, str]:
+    return {"SMARTPROTECT_DATABASE_URL": database_url, "SMARTPROTECT_ENV": "development", **extra}
+
+
+def _invoke(args, env):
+    get_settings.cache_clear()
+    try:
+        return CliRunner().invoke(main, args, env=env, catch_exceptions=False)
+    finally:
+        get_settings.cache_clear()
+
+
+def test_db_upgrade_on_an_empty_database(tmp_path):
+    env = _env(f"sqlite:///{tmp_path}/fresh.db")
+    result = _invoke(["db", "upgrade"], env)
+    assert result.exit_code == 0, result.output
+    assert "Database at revision" in result.output
+    assert "up to date" in _invoke(["db", "current"], env).output
+
+
+def test_policy_publish(database_url, engine, db):
+    env = _env(database_url)
+    path = ROOT / "policy" / "2017-06-15.en.txt"
+    args = ["policy", "publish", "--version", "2017-06-15", "--lang", "en", "--file", str(path)]
+    result = _invoke(args, env)
+    assert result.exit_code == 0, result.output
+    assert "Published 2017-06-15 (en) sha256=" in result.output
+    assert "Already published" in _invoke(args, env).output
+    document = db.scalar(select(PolicyDocument))
+    assert document.text == path.read_text(encoding="utf-8")
+
+
+def test_policy_publish_refuses_to_change_a_published_text(database_url, engine, tmp_path):
+    env = _env(database_url)
+    first, second = tmp_path / "a.txt", tmp_path / "b.txt"
+    first.write_text("first", encoding="utf-8")
+    second.write_text("second", encoding="utf-8")
+    base = ["policy", "publish", "--version", "9", "--lang", "ru", "--file"]
+    assert _invoke([*base, str(first)], env).exit_code == 0
+    result = _invoke([*base, str(second)], env)
+    assert result.exit_code == 1 and "already published with other text" in result.output
+
+
+def test_policy_publish_validates_its_input(database_url, engine, tmp_path):
+    env = _env(database_url)
+    path = tmp_path / "p.txt"
+    path.write_bytes(b"\xff\xfe not utf-8 \xc3")
+    result = _invoke(["policy", "publish", "--version", "1", "--lang", "en", "--file", str(path)], env)
+    assert result.exit_code == 1 and "not UTF-8" in result.output
+    result = _invoke(["policy", "publish", "--version", "1", "--lang", "kk", "--file", str(path)], env)
+    assert result.exit_code == 2
+
+
+def test_mail_send_pending(database_url, engine, smtp_port, session_factory, clock, mailbox):
+    from smartprotect.db import unit_of_work
+    from smartprotect.mail import service as mail
+
+    with unit_of_work(session_factory) as session:
+        mail.enqueue(session=session, recipient="x@example.kz", subject="s", body_text="b", clock=clock)
+    env = _env(database_url, SMARTPROTECT_MAIL_BACKEND="smtp", SMARTPROTECT_SMTP_PORT=str(smtp_port))
+    result = _invoke(["mail", "send-pending"], env)
+    assert "Sent 1 message(s)." in result.output
+    assert mailbox.last_to("x@example.kz")
+
+
+def test_serve_refuses_the_default_secret_outside_development(tmp_path):
+    env = {"SMARTPROTECT_DATABASE_URL": f"sqlite:///{tmp_path}/x.db", "SMARTPROTECT_ENV": "production"}
+    result = subprocess.run(
+        [sys.executable, "-m", "smartprotect", "serve", "--port", "1"],
+        env={**env, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "SMARTPROTECT_SECRET_KEY" in result.stderr
+
+
+def test_serve_refuses_an_unmigrated_database(tmp_path):
+    result = _invoke(["serve", "--port", "1"], _env(f"sqlite:///{tmp_path}/empty.db"))
+    assert result.exit_code == 1 and "smartprotect db upgrade" in result.output

@@ -1,0 +1,60 @@
+"""The schema: migrations match the models on both engines; SQLite runs in WAL mode."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+
+from smartprotect import migrations
+from smartprotect.db import Base, UTCDateTime
+
+
+def test_migrations_are_at_head_and_match_the_models(engine):
+    assert migrations.is_up_to_date(engine)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        differences = compare_metadata(context, Base.metadata)
+    assert differences == [], "models changed without a migration: run alembic --autogenerate"
+
+
+def test_sqlite_uses_wal_and_foreign_keys(tmp_path):
+    from smartprotect.config import Settings
+    from smartprotect.db import make_engine
+
+    engine = make_engine(Settings(database_url=f"sqlite:///{tmp_path}/wal.db"))
+    with engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    engine.dispose()
+
+
+def test_timestamps_come_back_as_utc_on_every_engine(db, clock, published_policy):
+    from smartprotect.privacy.policy.models import PolicyDocument
+
+    db.expire_all()
+    document = db.get(PolicyDocument, published_policy["en"])
+    assert document.published_at == clock.now()
+    assert document.published_at.tzinfo is not None
+
+
+def test_naive_timestamps_are_refused():
+    column = UTCDateTime()
+    with pytest.raises(ValueError, match="naive"):
+        column.process_bind_param(datetime(2026, 1, 1), None)  # noqa: DTZ001
+
+
+def test_other_time_zones_are_stored_as_utc():
+    almaty = timezone(timedelta(hours=5))
+
+    class Dialect:
+        name = "sqlite"
+
+    stored = UTCDateTime().process_bind_param(datetime(2026, 1, 1, 5, tzinfo=almaty), Dialect())
+    assert stored == datetime(2026, 1, 1, 0, 0)
+    assert UTCDateTime().process_result_value(stored, Dialect()) == datetime(
+        2026, 1, 1, tzinfo=UTC
+    )
