@@ -55,7 +55,7 @@ test: $(DEV_STAMP) browser lint
 	SMARTPROTECT_CHROMIUM=$(CHROMIUM) $(BIN)/pytest
 
 test-postgres: $(DEV_STAMP) browser
-	SMARTPROTECT_CHROMIUM=$(CHROMIUM) SMARTPROTECT_DATABASE_URL=$${SMARTPROTECT_DATABASE_URL:-$(POSTGRES_URL)} $(BIN)/pytest
+	SMARTPROTECT_CHROMIUM=$(CHROMIUM) SMARTPROTECT_DATABASE_URL=$(or $(SMARTPROTECT_DATABASE_URL),$(POSTGRES_URL)) $(BIN)/pytest
 
 # Re-extract translatable strings and merge them into the Russian catalog.
 messages: $(DEV_STAMP)

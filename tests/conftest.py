@@ -106,7 +106,7 @@ class Mailbox:
     messages: list[EmailMessage] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's API
+    async def handle_DATA(self, server, session, envelope):
         message = message_from_bytes(envelope.content, policy=policy.default)
         with self.lock:
             self.messages.append(message)
@@ -237,3 +237,8 @@ def published_policy(session_factory, clock):
             )
             ids[language] = document.id
     return ids
+
+
+def pytest_report_header(config) -> str:
+    url = _postgres_url()
+    return f"database: {'PostgreSQL ' + make_url(url).host if url else 'SQLite (temporary file)'}"

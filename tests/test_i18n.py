@@ -72,9 +72,10 @@ def test_the_check_itself_catches_hard_coded_text():
 def test_russian_pages_really_are_translated():
     _ = translations("ru").gettext
     assert _("Sign in") != "Sign in"
-    assert _("Too many failed sign-in attempts. Try again in %(minutes)s minutes.") % {
-        "minutes": 15
-    } != "Too many failed sign-in attempts. Try again in 15 minutes."
+    assert (
+        _("Too many failed sign-in attempts. Try again in %(minutes)s minutes.") % {"minutes": 15}
+        != "Too many failed sign-in attempts. Try again in 15 minutes."
+    )
 
 
 @pytest.mark.parametrize(

@@ -69,14 +69,15 @@ def test_registration_records_acceptance_and_consents_as_timestamped_events(
 def test_marketing_consent_is_off_unless_given(db, clock, published_policy):
     user = _register(db, clock, published_policy["en"])
     assert not consent.is_permitted(session=db, user_id=user.id, purpose=Purpose.MARKETING_EMAIL)
-    assert consent.is_permitted(
-        session=db, user_id=user.id, purpose=Purpose.PROCESSING_AND_STORAGE
-    )
+    assert consent.is_permitted(session=db, user_id=user.id, purpose=Purpose.PROCESSING_AND_STORAGE)
 
 
 @pytest.mark.parametrize(
     ("overrides", "field"),
-    [({"accept_policy": False}, "accept_policy"), ({"consent_processing": False}, "consent_processing")],
+    [
+        ({"accept_policy": False}, "accept_policy"),
+        ({"consent_processing": False}, "consent_processing"),
+    ],
 )
 def test_registration_requires_acceptance_and_the_clause_3_1_consent(
     db, clock, published_policy, overrides, field
@@ -234,7 +235,10 @@ def test_password_reset_changes_the_password_and_ends_every_session(
         _login(db, clock, password=PASSWORD)
     with pytest.raises(NotFound):
         accounts.reset_password(
-            session=db, raw_token=raw, password="another one 123", password_confirm="another one 123",
+            session=db,
+            raw_token=raw,
+            password="another one 123",
+            password_confirm="another one 123",
             clock=clock,
         )
 
@@ -259,8 +263,12 @@ def test_a_user_cannot_revoke_another_users_token(db, clock, published_policy):
     owner = _verified_user(db, clock, published_policy["en"])
     token, _ = accounts.create_api_token(session=db, user=owner, name="mine", clock=clock)
     other = User(
-        email="other@example.kz", phone="+77019998877", password_hash="x", language="en",
-        created_at=clock.now(), password_changed_at=clock.now(),
+        email="other@example.kz",
+        phone="+77019998877",
+        password_hash="x",
+        language="en",
+        created_at=clock.now(),
+        password_changed_at=clock.now(),
     )
     db.add(other)
     db.flush()

@@ -29,7 +29,11 @@ def _token_for_new_user(db, clock, policy_id) -> str:
 
     request = RegistrationRequest(**_body(policy_id))
     user = accounts.register(
-        session=db, data=request, consents=request, channel=Channel.API, clock=clock,
+        session=db,
+        data=request,
+        consents=request,
+        channel=Channel.API,
+        clock=clock,
         links=accounts.Links(base_url="https://testserver"),
     )
     user.email_verified_at = clock.now()
@@ -66,7 +70,9 @@ def test_bad_input_is_a_problem_document_and_writes_nothing(client, db, publishe
     assert set(problem["errors"]) >= {"email", "phone"}
     assert db.scalar(select(func.count()).select_from(User)) == 0
 
-    response = client.post("/api/v1/accounts", json=_body(published_policy["en"], accept_policy=False))
+    response = client.post(
+        "/api/v1/accounts", json=_body(published_policy["en"], accept_policy=False)
+    )
     assert response.status_code == 422
     assert "accept_policy" in response.json()["errors"]
     assert db.scalar(select(func.count()).select_from(User)) == 0
@@ -74,7 +80,8 @@ def test_bad_input_is_a_problem_document_and_writes_nothing(client, db, publishe
 
 def test_problem_documents_follow_the_language(client, published_policy):
     response = client.post(
-        "/api/v1/accounts", json=_body(published_policy["en"], email="nope"),
+        "/api/v1/accounts",
+        json=_body(published_policy["en"], email="nope"),
         headers={"Accept-Language": "ru"},
     )
     assert response.json()["errors"]["email"] != "Enter a valid email address."
@@ -119,7 +126,10 @@ def test_token_lifecycle(client, db, clock, published_policy):
     assert all("token" not in t for t in listed)
 
     assert client.delete(f"/api/v1/tokens/{second['id']}", headers=auth).status_code == 204
-    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {second['token']}"}).status_code == 401
+    assert (
+        client.get("/api/v1/me", headers={"Authorization": f"Bearer {second['token']}"}).status_code
+        == 401
+    )
     assert client.post("/api/v1/tokens", json={"name": ""}, headers=auth).status_code == 422
     response = client.delete("/api/v1/tokens/not-a-uuid", headers=auth)
     assert response.status_code == 422

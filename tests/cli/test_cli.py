@@ -61,9 +61,13 @@ def test_policy_publish_validates_its_input(database_url, engine, tmp_path):
     env = _env(database_url)
     path = tmp_path / "p.txt"
     path.write_bytes(b"\xff\xfe not utf-8 \xc3")
-    result = _invoke(["policy", "publish", "--version", "1", "--lang", "en", "--file", str(path)], env)
+    result = _invoke(
+        ["policy", "publish", "--version", "1", "--lang", "en", "--file", str(path)], env
+    )
     assert result.exit_code == 1 and "not UTF-8" in result.output
-    result = _invoke(["policy", "publish", "--version", "1", "--lang", "kk", "--file", str(path)], env)
+    result = _invoke(
+        ["policy", "publish", "--version", "1", "--lang", "kk", "--file", str(path)], env
+    )
     assert result.exit_code == 2
 
 
@@ -72,15 +76,22 @@ def test_mail_send_pending(database_url, engine, smtp_port, session_factory, clo
     from smartprotect.mail import service as mail
 
     with unit_of_work(session_factory) as session:
-        mail.enqueue(session=session, recipient="x@example.kz", subject="s", body_text="b", clock=clock)
-    env = _env(database_url, SMARTPROTECT_MAIL_BACKEND="smtp", SMARTPROTECT_SMTP_PORT=str(smtp_port))
+        mail.enqueue(
+            session=session, recipient="x@example.kz", subject="s", body_text="b", clock=clock
+        )
+    env = _env(
+        database_url, SMARTPROTECT_MAIL_BACKEND="smtp", SMARTPROTECT_SMTP_PORT=str(smtp_port)
+    )
     result = _invoke(["mail", "send-pending"], env)
     assert "Sent 1 message(s)." in result.output
     assert mailbox.last_to("x@example.kz")
 
 
 def test_serve_refuses_the_default_secret_outside_development(tmp_path):
-    env = {"SMARTPROTECT_DATABASE_URL": f"sqlite:///{tmp_path}/x.db", "SMARTPROTECT_ENV": "production"}
+    env = {
+        "SMARTPROTECT_DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
+        "SMARTPROTECT_ENV": "production",
+    }
     result = subprocess.run(
         [sys.executable, "-m", "smartprotect", "serve", "--port", "1"],
         env={**env, "PATH": "/usr/bin:/bin"},

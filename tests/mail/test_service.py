@@ -53,9 +53,13 @@ def test_unreachable_server_is_retried_with_backoff(session_factory, clock, sett
     assert "ConnectionRefusedError" in stored.last_error
 
     # Not due yet: nothing is attempted.
-    assert mail.deliver_pending(session_factory=session_factory, settings=settings, clock=clock) == 0
+    assert (
+        mail.deliver_pending(session_factory=session_factory, settings=settings, clock=clock) == 0
+    )
     clock.advance(mail.FIRST_RETRY_DELAY)
-    assert mail.deliver_pending(session_factory=session_factory, settings=settings, clock=clock) == 1
+    assert (
+        mail.deliver_pending(session_factory=session_factory, settings=settings, clock=clock) == 1
+    )
     assert mailbox.last_to("owner@example.kz")
 
 
@@ -75,7 +79,9 @@ def test_retry_delay_is_capped():
     assert mail.retry_delay(50) == mail.MAX_RETRY_DELAY
 
 
-def test_console_backend_prints_instead_of_sending(session_factory, clock, settings, capsys, mailbox):
+def test_console_backend_prints_instead_of_sending(
+    session_factory, clock, settings, capsys, mailbox
+):
     _queue(session_factory, clock, body="development mail body")
     console = settings.model_copy(update={"mail_backend": mail.MailBackend.CONSOLE})
     assert mail.deliver_pending(session_factory=session_factory, settings=console, clock=clock) == 1
@@ -118,8 +124,14 @@ def test_a_request_that_queues_mail_wakes_the_worker(app, published_policy, mail
 
 def test_message_headers(session_factory, clock, settings):
     message = OutboxMessage(
-        recipient="r@example.kz", subject="s", body_text="b", headers={"X-Test": "1"},
-        kind="transactional", status=OutboxStatus.PENDING, attempts=0, created_at=clock.now(),
+        recipient="r@example.kz",
+        subject="s",
+        body_text="b",
+        headers={"X-Test": "1"},
+        kind="transactional",
+        status=OutboxStatus.PENDING,
+        attempts=0,
+        created_at=clock.now(),
         next_attempt_at=clock.now() + timedelta(0),
     )
     email = mail.build_email(message, sender=settings.mail_from)

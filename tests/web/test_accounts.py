@@ -120,7 +120,7 @@ def test_registration_is_closed_with_a_clear_message_when_no_policy_is_published
     response = client.get("/register")
     assert response.status_code == 503
     assert "Registration is closed" in response.text
-    assert "<form method=\"post\" action=\"/register\"" not in response.text
+    assert '<form method="post" action="/register"' not in response.text
 
 
 def test_forms_without_a_valid_csrf_token_are_refused(client, db, published_policy):
@@ -189,14 +189,16 @@ def test_password_reset_by_email(client, db, published_policy, mailbox, deliver)
 
     token = form_page(other_browser, path)
     response = other_browser.post(
-        path, data={"password": "x", "password_confirm": "x", "csrf_token": token},
+        path,
+        data={"password": "x", "password_confirm": "x", "csrf_token": token},
         follow_redirects=False,
     )
     assert response.status_code == 422 and 'id="e-password"' in response.text
 
     new = "my new long passphrase"
     response = other_browser.post(
-        path, data={"password": new, "password_confirm": new, "csrf_token": token},
+        path,
+        data={"password": new, "password_confirm": new, "csrf_token": token},
         follow_redirects=False,
     )
     assert response.status_code == 303 and response.headers["location"] == "/login?reset=1"
@@ -209,7 +211,9 @@ def test_password_reset_by_email(client, db, published_policy, mailbox, deliver)
 
 def test_reset_request_for_unknown_address_looks_the_same(client, mailbox, deliver, db):
     token = form_page(client, "/password-reset")
-    response = client.post("/password-reset", data={"email": "ghost@example.kz", "csrf_token": token})
+    response = client.post(
+        "/password-reset", data={"email": "ghost@example.kz", "csrf_token": token}
+    )
     assert response.status_code == 200 and "we have sent it a link" in response.text
     deliver()
     assert mailbox.messages == []
@@ -236,7 +240,8 @@ def test_api_tokens_on_the_account_page(client, db, published_policy, mailbox, d
     login_via_web(client, EMAIL)
     token = form_page(client, "/account")
     response = client.post(
-        "/account/tokens", data={"name": "home server", "csrf_token": token},
+        "/account/tokens",
+        data={"name": "home server", "csrf_token": token},
         headers={"HX-Request": "true"},
     )
     assert response.status_code == 201

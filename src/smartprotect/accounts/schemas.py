@@ -19,7 +19,12 @@ NAME_MAX_LENGTH = 100
 DEFAULT_PHONE_REGION = "KZ"
 
 
+REQUIRED = N_("This field is required.")
+
+
 def normalise_email(value: str) -> str:
+    if not value.strip():
+        raise invalid("required", REQUIRED)
     try:
         result = validate_email(value.strip(), check_deliverability=False)
     except EmailNotValidError:
@@ -28,6 +33,8 @@ def normalise_email(value: str) -> str:
 
 
 def normalise_phone(value: str) -> str:
+    if not value.strip():
+        raise invalid("required", REQUIRED)
     try:
         number = phonenumbers.parse(value.strip(), DEFAULT_PHONE_REGION)
     except phonenumbers.NumberParseException:
@@ -38,6 +45,8 @@ def normalise_phone(value: str) -> str:
 
 
 def check_password(value: str) -> str:
+    if not value:
+        raise invalid("required", REQUIRED)
     if len(value) < PASSWORD_MIN_LENGTH:
         raise invalid("password_short", N_("Use at least 10 characters."))
     if len(value) > PASSWORD_MAX_LENGTH:

@@ -38,8 +38,10 @@ def serve(host: str | None, port: int | None) -> None:
     if not published:
         click.echo(
             "No privacy policy is published yet, so registration is closed. Publish one with:\n"
-            "  smartprotect policy publish --version 2017-06-15 --lang en --file policy/2017-06-15.en.txt\n"
-            "  smartprotect policy publish --version 2017-06-15 --lang ru --file policy/2017-06-15.ru.txt"
+            "  .venv/bin/smartprotect policy publish --version 2017-06-15 --lang en \\\n"
+            "      --file policy/2017-06-15.en.txt\n"
+            "  .venv/bin/smartprotect policy publish --version 2017-06-15 --lang ru \\\n"
+            "      --file policy/2017-06-15.ru.txt"
         )
     app = create_app(settings, engine=rt.engine)
     uvicorn.run(

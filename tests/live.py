@@ -1,0 +1,71 @@
+"""A real server process for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import httpx
+
+from tests.conftest import TEST_SECRET, free_port
+
+STARTUP_TIMEOUT_SECONDS = 30
+
+
+@dataclass
+class LiveServer:
+    url: str
+    process: subprocess.Popen
+
+
+@contextmanager
+def live_server(
+    *, database_url: str, smtp_port: int, env: str = "development", **extra: str
+) -> Iterator[LiveServer]:
+    """Run `smartprotect serve` in its own process until the block ends."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    environment = {
+        **os.environ,
+        "SMARTPROTECT_ENV": env,
+        "SMARTPROTECT_SECRET_KEY": TEST_SECRET,
+        "SMARTPROTECT_DATABASE_URL": database_url,
+        "SMARTPROTECT_BASE_URL": url,
+        "SMARTPROTECT_MAIL_BACKEND": "smtp",
+        "SMARTPROTECT_SMTP_PORT": str(smtp_port),
+        "SMARTPROTECT_MAIL_POLL_SECONDS": "1",
+        **extra,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "smartprotect", "serve", "--port", str(port)],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited: {process.stdout.read()}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start in time")
+            time.sleep(0.1)
+        yield LiveServer(url=url, process=process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -1,0 +1,191 @@
+"""In real headless Chromium against a real server process: register, verify, sign in and
+out, reset the password, in English and in Russian. Screenshots go to test-artifacts/."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from tests.conftest import ARTIFACTS, link_in
+from tests.live import live_server
+
+CHROMIUM = os.environ.get("SMARTPROTECT_CHROMIUM", "/usr/bin/chromium")
+# Flags for a sandboxed CI machine without network: no GPU, no phoning home.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+MAIL_WAIT_SECONDS = 20
+SHOTS = ARTIFACTS / "screenshots"
+
+pytestmark = pytest.mark.browser
+
+TEXT = {
+    "en": {
+        "register": "Register",
+        "confirm": "Confirm my email address",
+        "sign_in": "Sign in",
+        "sign_out": "Sign out",
+        "confirmed": "Your email address is confirmed. You can sign in now.",
+        "signed_out": "You have signed out.",
+        "required": "This field is required.",
+        "send_link": "Send the link",
+        "change": "Change the password",
+        "changed": (
+            "Your password has been changed and every session signed out. "
+            "Sign in with the new password."
+        ),
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM}: run `make test` (it installs it) "
+            "or `apt-get install chromium`"
+        )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def server(database_url, engine, smtp_port):
+    with live_server(database_url=database_url, smtp_port=smtp_port) as running:
+        yield running
+
+
+def _wait_for_mail(mailbox, address: str, count: int):
+    deadline = time.monotonic() + MAIL_WAIT_SECONDS
+    while len(mailbox.to(address)) < count:
+        assert time.monotonic() < deadline, f"no mail number {count} to {address}"
+        time.sleep(0.1)
+    return mailbox.to(address)[count - 1]
+
+
+def _shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
+
+
+def _t(lang: str, key: str, catalog) -> str:
+    return catalog(TEXT["en"][key]) if lang == "ru" else TEXT["en"][key]
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_register_verify_sign_in_sign_out_and_reset_in_a_real_browser(
+    browser, server, published_policy, mailbox, lang
+):
+    from smartprotect.i18n import translations
+
+    _ = translations(lang).gettext
+
+    def t(key: str) -> str:
+        return _t(lang, key, _)
+
+    prefix = "" if lang == "en" else "/ru"
+    email = f"browser-{lang}@example.kz"
+    password = "a browser passphrase"
+    context = browser.new_context(locale="ru-RU" if lang == "ru" else "en-US")
+    page = context.new_page()
+    broken: list[str] = []
+    # Pages answer 4xx on bad input by design; every script, style and image must load.
+    page.on(
+        "response",
+        lambda r: (
+            r.status >= 400
+            and r.request.resource_type != "document"
+            and broken.append(f"{r.status} {r.url}")
+        ),
+    )
+    page.on("requestfailed", lambda r: broken.append(f"failed {r.url}"))
+    page.on("pageerror", lambda exc: broken.append(f"script error {exc}"))
+
+    # An empty form comes back with errors next to the fields.
+    page.goto(f"{server.url}{prefix}/register")
+    expect(page.locator("html")).to_have_attribute("lang", lang)
+    _shot(page, f"{lang}-01-register")
+    page.locator("form[action$='/register'] button[type=submit]").click()
+    expect(page.locator("#e-email")).to_have_text(t("required"))
+    _shot(page, f"{lang}-02-register-errors")
+
+    page.fill("#f-email", email)
+    page.fill("#f-phone", "+7 701 555 0101")
+    page.fill("#f-password", password)
+    page.fill("#f-password_confirm", password)
+    page.fill("#f-first_name", "Айгерим")
+    page.check("#f-accept_policy")
+    page.check("#f-consent_processing")
+    expect(page.locator("#f-marketing_email")).not_to_be_checked()
+    page.locator("form[action$='/register'] button[type=submit]").click()
+    expect(page).to_have_url(f"{server.url}{prefix}/register/done")
+    _shot(page, f"{lang}-03-check-your-email")
+
+    message = _wait_for_mail(mailbox, email, 1)
+    page.goto(link_in(message, "/verify-email/"))
+    _shot(page, f"{lang}-04-verify")
+    page.get_by_role("button", name=t("confirm")).click()
+    expect(page).to_have_url(re.compile(rf"{prefix}/login\?verified=1$"))
+    expect(page.get_by_role("status")).to_contain_text(t("confirmed"))
+    _shot(page, f"{lang}-05-verified")
+
+    page.fill("#f-email", email)
+    page.fill("#f-password", password)
+    page.locator("main form button[type=submit]").click()
+    expect(page).to_have_url(f"{server.url}{prefix}/account")
+    expect(page.locator("main")).to_contain_text(email)
+    _shot(page, f"{lang}-06-account")
+
+    page.get_by_role("button", name=t("sign_out")).click()
+    expect(page).to_have_url(re.compile(rf"{prefix}/login\?logged_out=1$"))
+    expect(page.get_by_role("status")).to_have_text(t("signed_out"))
+    _shot(page, f"{lang}-07-signed-out")
+
+    # Forgotten password: ask for a link, follow it, choose a new password, sign in with it.
+    page.goto(f"{server.url}{prefix}/password-reset")
+    page.fill("#f-email", email)
+    page.get_by_role("button", name=t("send_link")).click()
+    _shot(page, f"{lang}-08-reset-requested")
+    message = _wait_for_mail(mailbox, email, 2)
+    page.goto(link_in(message, "/password-reset/"))
+    new_password = "an even newer passphrase"
+    page.fill("#f-password", new_password)
+    page.fill("#f-password_confirm", new_password)
+    _shot(page, f"{lang}-09-reset-form")
+    page.get_by_role("button", name=t("change")).click()
+    expect(page.get_by_role("status")).to_contain_text(t("changed"))
+    page.fill("#f-email", email)
+    page.fill("#f-password", new_password)
+    page.locator("main form button[type=submit]").click()
+    expect(page).to_have_url(f"{server.url}{prefix}/account")
+    _shot(page, f"{lang}-10-signed-in-after-reset")
+
+    assert broken == []
+    context.close()
+
+
+def test_language_switcher_in_a_real_browser(browser, server, published_policy):
+    page = browser.new_page()
+    page.goto(f"{server.url}/login")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    page.get_by_role("link", name="Русский").click()
+    expect(page).to_have_url(f"{server.url}/ru/login")
+    expect(page.locator("html")).to_have_attribute("lang", "ru")
+    # The choice is remembered on pages without a prefix.
+    page.goto(f"{server.url}/")
+    expect(page.locator("html")).to_have_attribute("lang", "ru")
+    _shot(page, "switcher-ru-home")
+    page.close()
