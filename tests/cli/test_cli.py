@@ -106,3 +106,14 @@ def test_serve_refuses_the_default_secret_outside_development(tmp_path):
 def test_serve_refuses_an_unmigrated_database(tmp_path):
     result = _invoke(["serve", "--port", "1"], _env(f"sqlite:///{tmp_path}/empty.db"))
     assert result.exit_code == 1 and "smartprotect db upgrade" in result.output
+
+
+def test_commands_on_an_unmigrated_database_say_what_to_do(tmp_path):
+    env = _env(f"sqlite:///{tmp_path}/empty.db")
+    path = ROOT / "policy" / "2017-06-15.en.txt"
+    result = _invoke(
+        ["policy", "publish", "--version", "1", "--lang", "en", "--file", str(path)], env
+    )
+    assert result.exit_code == 1 and "smartprotect db upgrade" in result.output
+    result = _invoke(["mail", "send-pending"], env)
+    assert result.exit_code == 1 and "smartprotect db upgrade" in result.output

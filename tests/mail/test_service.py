@@ -82,10 +82,13 @@ def test_retry_delay_is_capped():
 def test_console_backend_prints_instead_of_sending(
     session_factory, clock, settings, capsys, mailbox
 ):
-    _queue(session_factory, clock, body="development mail body")
+    _queue(session_factory, clock, body="Ссылка: https://testserver/verify-email/abc")
     console = settings.model_copy(update={"mail_backend": mail.MailBackend.CONSOLE})
     assert mail.deliver_pending(session_factory=session_factory, settings=console, clock=clock) == 1
-    assert "owner@example.kz" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    # Readable, not transfer-encoded: a developer follows the link from the console.
+    assert "To: owner@example.kz" in printed and "Subject: Тема" in printed
+    assert "Ссылка: https://testserver/verify-email/abc" in printed
     assert mailbox.messages == []
 
 

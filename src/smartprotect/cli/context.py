@@ -29,6 +29,17 @@ class Runtime:
     def clock(self) -> SystemClock:
         return SystemClock()
 
+    def require_current_schema(self) -> None:
+        """Stop with a clear message when the database has not been migrated."""
+        import click
+
+        from smartprotect import migrations
+
+        if not migrations.is_up_to_date(self.engine):
+            raise click.ClickException(
+                "The database schema is not up to date. Run `smartprotect db upgrade` first."
+            )
+
 
 def runtime() -> Runtime:
     return Runtime(settings=get_settings())

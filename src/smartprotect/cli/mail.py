@@ -18,5 +18,6 @@ def send_pending() -> None:
     from smartprotect.mail.service import deliver_pending
 
     rt = runtime()
+    rt.require_current_schema()
     sent = deliver_pending(session_factory=rt.session_factory, settings=rt.settings, clock=rt.clock)
     click.echo(f"Sent {sent} message(s).")

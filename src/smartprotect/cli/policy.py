@@ -36,6 +36,7 @@ def publish(version: str, language: str, path: Path) -> None:
     except UnicodeDecodeError as exc:
         raise click.ClickException(f"{path} is not UTF-8 text.") from exc
     rt = runtime()
+    rt.require_current_schema()
     try:
         with unit_of_work(rt.session_factory) as session:
             document, created = service.publish(

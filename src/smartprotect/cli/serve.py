@@ -15,7 +15,6 @@ def serve(host: str | None, port: int | None) -> None:
     import uvicorn
     from sqlalchemy import func, select
 
-    from smartprotect import migrations
     from smartprotect.app import create_app
     from smartprotect.config import InsecureSettings
     from smartprotect.privacy.policy.models import PolicyDocument
@@ -26,10 +25,7 @@ def serve(host: str | None, port: int | None) -> None:
         settings.check_safe_to_serve()
     except InsecureSettings as exc:
         raise click.ClickException(str(exc)) from exc
-    if not migrations.is_up_to_date(rt.engine):
-        raise click.ClickException(
-            "The database schema is not up to date. Run `smartprotect db upgrade` first."
-        )
+    rt.require_current_schema()
     host = host or settings.host
     port = port or settings.port
     with rt.session_factory() as session:

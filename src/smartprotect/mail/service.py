@@ -95,8 +95,11 @@ def _send_smtp(email: EmailMessage, settings: Settings) -> None:
 
 
 def _send_console(email: EmailMessage) -> None:
-    # Development only: the console stands in for a mail server.
-    print("-" * 72 + "\n" + email.as_string() + "-" * 72, flush=True)
+    # Development only: the console stands in for a mail server, readable rather than encoded.
+    headers = "".join(f"{name}: {value}\n" for name, value in email.items())
+    body = email.get_body(preferencelist=("plain",))
+    text = body.get_content() if body is not None else ""
+    print(f"{'-' * 72}\n{headers}\n{text}{'-' * 72}", flush=True)
 
 
 def retry_delay(attempts: int) -> timedelta:
