@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     smtp_ssl: bool = False
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
+    # A private CA bundle for the mail server's certificate; the system's CAs otherwise.
+    smtp_ca_file: str | None = None
     smtp_timeout_seconds: float = 10.0
     mail_poll_seconds: float = 5.0
 

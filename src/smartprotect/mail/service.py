@@ -80,7 +80,7 @@ def build_email(message: OutboxMessage, *, sender: str) -> EmailMessage:
 
 
 def _send_smtp(email: EmailMessage, settings: Settings) -> None:
-    context = ssl.create_default_context()
+    context = ssl.create_default_context(cafile=settings.smtp_ca_file)
     smtp_class = smtplib.SMTP_SSL if settings.smtp_ssl else smtplib.SMTP
     kwargs = {"context": context} if settings.smtp_ssl else {}
     with smtp_class(
