@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import threading
 import uuid
@@ -16,21 +17,24 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session
 
 from smartprotect import migrations
 from smartprotect.app import create_app
+from smartprotect.audit.models import GENESIS_HASH, AuditChainHead
 from smartprotect.clock import FrozenClock
 from smartprotect.config import Environment, MailBackend, Settings
 from smartprotect.db import Base, make_engine, make_session_factory, normalise_url, unit_of_work
 from smartprotect.mail.service import deliver_pending
+from smartprotect.privacy.keys.master import Keyring, LocalMasterKey, encode_key
 from smartprotect.privacy.policy import service as policy_service
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY_DIR = ROOT / "policy"
 TEST_SECRET = "test-secret-" + "k" * 40
+TEST_MASTER_KEY = bytes(range(32))
 ARTIFACTS = ROOT / "test-artifacts"
 
 
@@ -43,43 +47,71 @@ def _postgres_url() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory) -> Iterator[str]:
-    """A fresh, empty database for this test run: a new PostgreSQL database, or an SQLite file."""
+def _template_database(tmp_path_factory) -> Iterator[str]:
+    """A migrated database for this run: a new PostgreSQL database, or an SQLite file."""
     server_url = _postgres_url()
     if server_url is None:
-        path = tmp_path_factory.mktemp("db") / "smartprotect.db"
-        yield f"sqlite:///{path}"
+        path = tmp_path_factory.mktemp("template") / "smartprotect.db"
+        url = f"sqlite:///{path}"
+        _migrate(url)
+        yield url
         return
     name = f"sp_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+        url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+        _migrate(url)
+        yield url
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
 
-@pytest.fixture(scope="session")
-def engine(database_url) -> Iterator[Engine]:
-    engine = make_engine(_settings(database_url))
+def _migrate(url: str) -> None:
+    engine = make_engine(_settings(url))
     migrations.upgrade(engine)
-    yield engine
+    if engine.dialect.name == "sqlite":
+        # Outside any transaction, so the whole database is in the main file to copy.
+        raw = engine.raw_connection()
+        try:
+            raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            raw.close()
     engine.dispose()
 
 
-@pytest.fixture(autouse=True)
-def _empty_tables(request) -> Iterator[None]:
-    """Every test starts and ends with empty tables (works across processes, unlike rollback)."""
-    yield
-    if "engine" not in request.fixturenames:
+@pytest.fixture
+def database_url(_template_database, tmp_path) -> Iterator[str]:
+    """An empty, migrated database for one test.
+
+    Ledger and audit tables refuse DELETE, by design; so SQLite tests each get a copy of the
+    migrated file, and PostgreSQL tables are emptied with TRUNCATE (which no row trigger sees).
+    """
+    if _postgres_url() is None:
+        source = Path(make_url(_template_database).database)
+        target = tmp_path / "smartprotect.db"
+        shutil.copyfile(source, target)
+        yield f"sqlite:///{target}"
         return
-    engine: Engine = request.getfixturevalue("engine")
+    yield _template_database
+    engine = create_engine(_template_database)
+    tables = ", ".join(
+        t.name for t in Base.metadata.sorted_tables if t.name != AuditChainHead.__tablename__
+    )
     with engine.begin() as connection:
-        for table in reversed(Base.metadata.sorted_tables):
-            connection.execute(table.delete())
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        connection.execute(update(AuditChainHead).values(last_seq=0, head_hash=GENESIS_HASH))
+    engine.dispose()
+
+
+@pytest.fixture
+def engine(database_url) -> Iterator[Engine]:
+    engine = make_engine(_settings(database_url))
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture
@@ -88,14 +120,32 @@ def session_factory(engine):
 
 
 @pytest.fixture
-def db(session_factory) -> Iterator[Session]:
-    """A session for arranging and inspecting data; tests commit what they arrange."""
-    session = session_factory()
+def db(engine, database_url) -> Iterator[Session]:
+    """A session for arranging and inspecting data; tests commit what they arrange.
+
+    On SQLite the application's engine takes the write lock when a transaction begins, so a
+    test session holding a read open would stall the server under test; this one uses
+    SQLite's own deferred transactions instead, which hold no lock while only reading.
+    """
+    if engine.dialect.name == "sqlite":
+        inspect_engine = create_engine(
+            database_url, connect_args={"check_same_thread": False, "timeout": 10}
+        )
+        event.listen(
+            inspect_engine,
+            "connect",
+            lambda connection, _record: connection.execute("PRAGMA foreign_keys=ON"),
+        )
+    else:
+        inspect_engine = engine
+    session = make_session_factory(inspect_engine)()
     try:
         yield session
     finally:
         session.rollback()
         session.close()
+        if inspect_engine is not engine:
+            inspect_engine.dispose()
 
 
 # -- a real SMTP server --------------------------------------------------------------------
@@ -179,6 +229,7 @@ def _settings(database_url: str, **overrides) -> Settings:
         "base_url": "https://testserver",
         "mail_backend": MailBackend.SMTP,
         "smtp_port": 1,
+        "master_key": encode_key(TEST_MASTER_KEY),
     }
     values.update(overrides)
     return Settings(**values)
@@ -195,8 +246,13 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-def app(settings, clock, engine):
-    return create_app(settings, clock=clock, engine=engine)
+def keyring() -> Keyring:
+    return Keyring(master=LocalMasterKey(TEST_MASTER_KEY), secret=TEST_SECRET)
+
+
+@pytest.fixture
+def app(settings, clock, engine, keyring):
+    return create_app(settings, clock=clock, engine=engine, keyring=keyring)
 
 
 @pytest.fixture

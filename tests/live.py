@@ -9,10 +9,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
-from tests.conftest import TEST_SECRET, free_port
+from smartprotect.privacy.keys.master import encode_key
+from tests.conftest import TEST_MASTER_KEY, TEST_SECRET, free_port
 
 STARTUP_TIMEOUT_SECONDS = 30
 
@@ -25,7 +27,7 @@ class LiveServer:
 
 @contextmanager
 def live_server(
-    *, database_url: str, smtp_port: int, env: str = "development", **extra: str
+    *, database_url: str, smtp_port: int, log_path, env: str = "development", **extra: str
 ) -> Iterator[LiveServer]:
     """Run `smartprotect serve` in its own process until the block ends."""
     port = free_port()
@@ -34,6 +36,7 @@ def live_server(
         **os.environ,
         "SMARTPROTECT_ENV": env,
         "SMARTPROTECT_SECRET_KEY": TEST_SECRET,
+        "SMARTPROTECT_MASTER_KEY": encode_key(TEST_MASTER_KEY),
         "SMARTPROTECT_DATABASE_URL": database_url,
         "SMARTPROTECT_BASE_URL": url,
         "SMARTPROTECT_MAIL_BACKEND": "smtp",
@@ -41,10 +44,13 @@ def live_server(
         "SMARTPROTECT_MAIL_POLL_SECONDS": "1",
         **extra,
     }
+    # To a file, not a pipe: nobody reads a pipe while the tests run, and a full one
+    # would stall the server.
+    log = open(log_path, "w")  # noqa: SIM115 - closed in the finally below
     process = subprocess.Popen(
         [sys.executable, "-m", "smartprotect", "serve", "--port", str(port)],
         env=environment,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
     )
@@ -52,7 +58,7 @@ def live_server(
         deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"server exited: {process.stdout.read()}")
+                raise RuntimeError(f"server exited: {Path(log_path).read_text()}")
             try:
                 if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
                     break
@@ -69,3 +75,4 @@ def live_server(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        log.close()

@@ -33,7 +33,15 @@ def test_production_is_the_default_and_refuses_the_default_secret(monkeypatch):
         settings.check_safe_to_serve()
     with pytest.raises(InsecureSettings):
         Settings(secret_key="too-short").check_safe_to_serve()
-    Settings(secret_key="x" * 48).check_safe_to_serve()
+    Settings(secret_key="x" * 48, base_url="https://smprotect.com").check_safe_to_serve()
+
+
+def test_production_refuses_plain_http_links_and_console_mail():
+    safe = {"secret_key": "x" * 48, "base_url": "https://smprotect.com"}
+    with pytest.raises(InsecureSettings, match="BASE_URL"):
+        Settings(**{**safe, "base_url": "http://127.0.0.1:8000"}).check_safe_to_serve()
+    with pytest.raises(InsecureSettings, match="console"):
+        Settings(**safe, mail_backend="console").check_safe_to_serve()
 
 
 def test_development_allows_the_default_secret_and_prints_mail():

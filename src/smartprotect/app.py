@@ -20,8 +20,9 @@ from smartprotect.db import make_engine, make_session_factory
 from smartprotect.errors import SmartProtectError
 from smartprotect.i18n import N_, translations
 from smartprotect.mail.worker import OutboxWorker
+from smartprotect.privacy.keys.master import Keyring, keyring_from_settings
 from smartprotect.validation import field_errors_from_request
-from smartprotect.web.language import LanguageMiddleware, localized
+from smartprotect.web.language import LanguageMiddleware, is_explicit, localized
 from smartprotect.web.security_headers import SecurityHeadersMiddleware
 from smartprotect.web.templating import language, make_templates, render
 
@@ -39,9 +40,14 @@ class LoginRequired(Exception):
 
 
 def create_app(
-    settings: Settings, *, clock: Clock | None = None, engine: Engine | None = None
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    engine: Engine | None = None,
+    keyring: Keyring | None = None,
 ) -> FastAPI:
-    """Build the application around explicit settings, clock and engine."""
+    """Build the application around explicit settings, clock, engine and keys."""
+    keyring = keyring or keyring_from_settings(settings)
     engine = engine or make_engine(settings)
     session_factory = make_session_factory(engine)
     clock = clock or SystemClock()
@@ -58,7 +64,9 @@ def create_app(
     app = FastAPI(
         title="Smart Protect: Platinum Protection API",
         version=__version__,
-        docs_url="/api/docs",
+        # FastAPI's interactive docs load Swagger UI from a CDN; we serve the OpenAPI
+        # document only, so nothing comes from outside the site.
+        docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json",
         lifespan=lifespan,
@@ -67,6 +75,7 @@ def create_app(
     app.state.engine = engine
     app.state.session_factory = session_factory
     app.state.clock = clock
+    app.state.keyring = keyring
     app.state.outbox = outbox
     app.state.templates = make_templates()
 
@@ -125,6 +134,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         _ = translations(language(request)).gettext
         detail = _(exc.message) % exc.params if exc.params else _(exc.message)
         headers = {}
+        if exc.status_code == 401 and _is_api(request):
+            headers["WWW-Authenticate"] = "Bearer"
         retry_after = getattr(exc, "retry_after_seconds", None)
         if retry_after:
             headers["Retry-After"] = str(retry_after)
@@ -163,9 +174,18 @@ def _install_error_handlers(app: FastAPI) -> None:
             )
         return _error_page(request, exc.status_code, detail, dict(exc.headers or {}))
 
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        # Logged with its traceback by Starlette; the client learns nothing about internals.
+        _ = translations(language(request)).gettext
+        detail = _("Something went wrong on our side. Please try again later.")
+        if _is_api(request):
+            return problem(request, status=500, title="Internal server error", detail=detail)
+        return _error_page(request, 500, detail, {})
+
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, _exc: LoginRequired) -> Response:
-        target = localized("/login", language(request))
+        target = localized("/login", language(request), explicit=is_explicit(request.scope))
         return RedirectResponse(f"{target}?next={request.url.path}", status_code=303)
 
 

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # A development convenience only: the server refuses to start with it elsewhere.
 DEFAULT_SECRET_KEY = "insecure-development-secret-change-me"  # noqa: S105
+MIN_SECRET_LENGTH = 32
 
 
 class Environment(enum.StrEnum):
@@ -36,6 +37,9 @@ class Settings(BaseSettings):
     base_url: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"
     port: int = 8000
+    # Proxies whose X-Forwarded-For is believed (uvicorn's forwarded_allow_ips): the
+    # sign-in throttle keys on the client address, so it must be the real one.
+    forwarded_allow_ips: str = "127.0.0.1"
 
     mail_backend: MailBackend | None = None
     mail_from: str = "Smart Protect <no-reply@smprotect.com>"
@@ -49,6 +53,13 @@ class Settings(BaseSettings):
     smtp_ca_file: str | None = None
     smtp_timeout_seconds: float = 10.0
     mail_poll_seconds: float = 5.0
+
+    # The master key wrapping every subject's data key: base64 of 32 random bytes, given
+    # directly or in a file. Development falls back to a key file it creates under var/.
+    master_key: SecretStr | None = None
+    master_key_file: Path | None = None
+    audit_signing_key_file: Path | None = None
+    var_dir: Path = Path("var")
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
@@ -75,16 +86,29 @@ class Settings(BaseSettings):
         raw = self.database_url.split("///", 1)[1] if "///" in self.database_url else ""
         return Path(raw) if raw and raw != ":memory:" else None
 
+    def development_key_file(self, name: str) -> Path:
+        return self.var_dir / name
+
     def check_safe_to_serve(self) -> None:
         """Refuse to serve outside development with secrets left at their defaults."""
         if self.is_development:
             return
         secret = self.secret_key.get_secret_value()
-        if secret == DEFAULT_SECRET_KEY or len(secret) < 32:
+        if secret == DEFAULT_SECRET_KEY or len(secret) < MIN_SECRET_LENGTH:
             raise InsecureSettings(
                 "SMARTPROTECT_SECRET_KEY is unset or shorter than 32 characters; "
                 "set a random value (e.g. `python -c 'import secrets; "
                 "print(secrets.token_urlsafe(48))'`) or set SMARTPROTECT_ENV=development."
+            )
+        if not self.base_url.startswith("https://"):
+            raise InsecureSettings(
+                "SMARTPROTECT_BASE_URL must be the site's https:// address outside "
+                "development: mailed links and secure cookies depend on it."
+            )
+        if self.mail_backend is MailBackend.CONSOLE:
+            raise InsecureSettings(
+                "SMARTPROTECT_MAIL_BACKEND=console would print one-time links into the "
+                "server's output; use smtp outside development."
             )
 
 

@@ -79,13 +79,16 @@ def make_engine(settings: Settings) -> Engine:
         path = settings.sqlite_path()
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        engine = create_engine(url, connect_args={"check_same_thread": False}, hide_parameters=True)
         event.listen(engine, "connect", _configure_sqlite)
-        # pysqlite's own transaction handling defers BEGIN; emit it ourselves so
-        # that SAVEPOINTs and locking behave as on PostgreSQL.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        # pysqlite's own transaction handling defers BEGIN; emit it ourselves so that
+        # SAVEPOINTs work. IMMEDIATE takes the write lock up front: a deferred transaction
+        # that reads, then writes after another commit, fails at once ("database is
+        # locked") instead of waiting; this way writers queue on busy_timeout instead.
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # Query parameters (emails, names) stay out of error messages and logs.
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 def _configure_sqlite(dbapi_connection, _record) -> None:

@@ -15,6 +15,7 @@ from smartprotect.config import Settings
 from smartprotect.errors import NotAuthenticated
 from smartprotect.i18n import N_
 from smartprotect.mail.service import QUEUED_FLAG
+from smartprotect.privacy.keys.master import Keyring
 
 
 def get_db(request: Request) -> Iterator[Session]:
@@ -40,11 +41,16 @@ def get_clock(request: Request) -> Clock:
     return request.app.state.clock
 
 
+def get_keyring(request: Request) -> Keyring:
+    return request.app.state.keyring
+
+
 # "function" scope: commit before the response is sent, so a client never sees a
 # success whose writes are then lost.
 DbSession = Annotated[Session, Depends(get_db, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
+KeyringDep = Annotated[Keyring, Depends(get_keyring)]
 
 
 def session_cookie_name(settings: Settings) -> str:

@@ -1,13 +1,17 @@
 """Every table, imported in one place for Alembic and the test-suite."""
 
 from smartprotect.accounts.models import ApiToken, EmailToken, LoginAttempt, User, WebSession
+from smartprotect.audit.models import AuditChainHead, AuditEvent
 from smartprotect.db import Base
 from smartprotect.mail.models import OutboxMessage
 from smartprotect.privacy.consent.models import ConsentEvent
+from smartprotect.privacy.keys.models import SubjectKey
 from smartprotect.privacy.policy.models import PolicyAcceptance, PolicyDocument
 
 __all__ = [
     "ApiToken",
+    "AuditChainHead",
+    "AuditEvent",
     "Base",
     "ConsentEvent",
     "EmailToken",
@@ -15,6 +19,7 @@ __all__ = [
     "OutboxMessage",
     "PolicyAcceptance",
     "PolicyDocument",
+    "SubjectKey",
     "User",
     "WebSession",
 ]

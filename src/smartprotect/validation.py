@@ -24,6 +24,20 @@ _BUILTIN_MESSAGES = {
 _FALLBACK = N_("This value is not valid.")
 
 
+_CONTROL = {chr(code) for code in range(32)} - {"\t", "\n", "\r"} | {"\x7f"}
+
+
+def has_control_characters(value: str) -> bool:
+    return any(char in _CONTROL for char in value)
+
+
+def text_field(value: str) -> str:
+    """A text input: refuses control characters (NUL breaks PostgreSQL, others mislead)."""
+    if has_control_characters(value):
+        raise invalid("control", N_("This contains characters that are not allowed."))
+    return value
+
+
 def invalid(code: str, message: str) -> PydanticCustomError:
     """An error for a field validator to raise, carrying a translatable message id."""
     return PydanticCustomError(CUSTOM_PREFIX + code, message)

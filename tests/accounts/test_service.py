@@ -20,11 +20,13 @@ from smartprotect.errors import (
 from smartprotect.mail.models import OutboxMessage
 from smartprotect.privacy.consent import service as consent
 from smartprotect.privacy.consent.models import Channel, ConsentAction, ConsentEvent, Purpose
+from smartprotect.privacy.keys.master import Keyring, LocalMasterKey
 from smartprotect.privacy.policy.models import PolicyAcceptance
-from tests.conftest import link_in
+from tests.conftest import TEST_MASTER_KEY, TEST_SECRET, link_in
 from tests.helpers import PASSWORD
 
 LINKS = accounts.Links(base_url="https://testserver")
+KEYRING = Keyring(master=LocalMasterKey(TEST_MASTER_KEY), secret=TEST_SECRET)
 EMAIL = "aigerim@example.kz"
 
 
@@ -35,7 +37,15 @@ def _register(db, clock, policy_id, **consent_overrides):
         **{"accept_policy": True, "consent_processing": True, **consent_overrides},
     )
     return accounts.register(
-        session=db, data=data, consents=consents, channel=Channel.WEB, clock=clock, links=LINKS
+        session=db,
+        data=data,
+        consents=consents,
+        channel=Channel.WEB,
+        clock=clock,
+        links=LINKS,
+        keyring=KEYRING,
+        user_agent="pytest-browser/1.0",
+        client_ip="10.1.2.3",
     )
 
 
@@ -52,24 +62,28 @@ def test_registration_records_acceptance_and_consents_as_timestamped_events(
     user = _register(db, clock, published_policy["en"], marketing_email=True)
     db.flush()
 
-    acceptance = db.scalar(select(PolicyAcceptance).where(PolicyAcceptance.user_id == user.id))
+    acceptance = db.scalar(select(PolicyAcceptance).where(PolicyAcceptance.subject_id == user.id))
     assert acceptance.document_id == published_policy["en"]
     assert acceptance.accepted_at == clock.now()
-    events = db.scalars(select(ConsentEvent).where(ConsentEvent.user_id == user.id)).all()
+    events = db.scalars(select(ConsentEvent).where(ConsentEvent.subject_id == user.id)).all()
     assert {(e.purpose, e.action) for e in events} == {
         (Purpose.PROCESSING_AND_STORAGE, ConsentAction.GRANT),
         (Purpose.CROSS_BORDER_TRANSFER, ConsentAction.GRANT),
         (Purpose.MARKETING_EMAIL, ConsentAction.GRANT),
+        # The unticked box is recorded as the choice it was.
+        (Purpose.MARKETING_SMS, ConsentAction.WITHDRAW),
     }
     assert all(e.occurred_at == clock.now() and e.channel is Channel.WEB for e in events)
-    state = consent.current_state(session=db, user_id=user.id)
+    state = consent.current_state(session=db, subject_id=user.id)
     assert state[Purpose.MARKETING_EMAIL] and not state[Purpose.MARKETING_SMS]
 
 
 def test_marketing_consent_is_off_unless_given(db, clock, published_policy):
     user = _register(db, clock, published_policy["en"])
-    assert not consent.is_permitted(session=db, user_id=user.id, purpose=Purpose.MARKETING_EMAIL)
-    assert consent.is_permitted(session=db, user_id=user.id, purpose=Purpose.PROCESSING_AND_STORAGE)
+    assert not consent.is_permitted(session=db, subject_id=user.id, purpose=Purpose.MARKETING_EMAIL)
+    assert consent.is_permitted(
+        session=db, subject_id=user.id, purpose=Purpose.PROCESSING_AND_STORAGE
+    )
 
 
 @pytest.mark.parametrize(
@@ -129,42 +143,50 @@ def test_verification_link_works_once(db, clock, published_policy, deliver, mail
     deliver()
     raw = link_in(mailbox.last_to(EMAIL), "/verify-email/").rsplit("/", 1)[1]
 
-    accounts.verify_email(session=db, raw_token=raw, clock=clock)
+    accounts.verify_email(session=db, raw_token=raw, clock=clock, keyring=KEYRING)
     assert user.email_verified_at == clock.now()
     with pytest.raises(NotFound):
-        accounts.verify_email(session=db, raw_token=raw, clock=clock)
+        accounts.verify_email(session=db, raw_token=raw, clock=clock, keyring=KEYRING)
 
 
-def test_verification_link_expires(db, clock, published_policy):
-    user = _register(db, clock, published_policy["en"])
-    raw = accounts._issue_email_token(
-        session=db,
-        user=user,
-        purpose=accounts.EmailTokenPurpose.VERIFY_EMAIL,
-        ttl=accounts.VERIFY_EMAIL_TTL,
-        clock=clock,
-    )
+def test_verification_link_expires(db, clock, published_policy, deliver, mailbox):
+    _register(db, clock, published_policy["en"])
+    db.commit()
+    deliver()
+    raw = link_in(mailbox.last_to(EMAIL), "/verify-email/").rsplit("/", 1)[1]
     clock.advance(accounts.VERIFY_EMAIL_TTL + timedelta(seconds=1))
     with pytest.raises(NotFound):
-        accounts.verify_email(session=db, raw_token=raw, clock=clock)
+        accounts.verify_email(session=db, raw_token=raw, clock=clock, keyring=KEYRING)
 
 
-def test_only_the_hash_of_an_email_token_is_stored(db, clock, published_policy):
-    user = _register(db, clock, published_policy["en"])
-    raw = accounts._issue_email_token(
-        session=db,
-        user=user,
-        purpose=accounts.EmailTokenPurpose.VERIFY_EMAIL,
-        ttl=accounts.VERIFY_EMAIL_TTL,
-        clock=clock,
-    )
+def test_only_the_hash_of_an_email_token_is_stored(db, clock, published_policy, deliver, mailbox):
+    _register(db, clock, published_policy["en"])
+    db.commit()
+    deliver()
+    raw = link_in(mailbox.last_to(EMAIL), "/verify-email/").rsplit("/", 1)[1]
     stored = db.scalars(select(EmailToken.token_hash)).all()
     assert raw not in stored and len(stored) == 1
 
 
+def test_links_are_mailed_at_most_once_per_cool_down(db, clock, published_policy):
+    _register(db, clock, published_policy["en"])
+    for _ in range(3):
+        accounts.resend_verification(session=db, email=EMAIL, clock=clock, links=LINKS)
+        accounts.request_password_reset(
+            session=db, email=EMAIL, clock=clock, links=LINKS, keyring=KEYRING
+        )
+        _register(db, clock, published_policy["en"])  # "you already have an account"
+    assert db.scalar(select(func.count()).select_from(OutboxMessage)) == 3
+    clock.advance(accounts.EMAIL_COOLDOWN)
+    accounts.request_password_reset(
+        session=db, email=EMAIL, clock=clock, links=LINKS, keyring=KEYRING
+    )
+    assert db.scalar(select(func.count()).select_from(OutboxMessage)) == 4
+
+
 def _login(db, clock, password=PASSWORD, email=EMAIL, client="10.0.0.1"):
     return accounts.authenticate(
-        session=db, email=email, password=password, client=client, secret="s" * 40, clock=clock
+        session=db, email=email, password=password, client=client, keyring=KEYRING, clock=clock
     )
 
 
@@ -176,17 +198,28 @@ def test_unverified_accounts_cannot_sign_in(db, clock, published_policy):
 
 def test_sign_in_is_throttled_after_repeated_failures(db, clock, published_policy):
     _verified_user(db, clock, published_policy["en"])
-    for _ in range(accounts.MAX_FAILURES_PER_ACCOUNT):
+    for _ in range(accounts.MAX_FAILURES_PER_ACCOUNT_AND_CLIENT):
         with pytest.raises(NotAuthenticated):
             _login(db, clock, password="wrong password!")
-    # Even the right password is refused while the throttle holds...
+    # Even the right password is refused from that client while the throttle holds...
     with pytest.raises(TooManyAttempts) as error:
         _login(db, clock)
     assert error.value.retry_after_seconds == accounts.LOGIN_THROTTLE_WINDOW.total_seconds()
-    # ...and accepted once the window has passed.
+    # ...while the owner, elsewhere, still gets in: a stranger cannot lock them out.
+    assert _login(db, clock, client="192.0.2.50").email == EMAIL
+    # And the throttled client is let in once the window has passed.
     clock.advance(accounts.LOGIN_THROTTLE_WINDOW + timedelta(seconds=1))
     assert _login(db, clock).email == EMAIL
     assert db.scalar(select(func.count()).select_from(LoginAttempt)) == 0
+
+
+def test_guessing_one_account_from_many_clients_is_throttled(db, clock, published_policy):
+    _verified_user(db, clock, published_policy["en"])
+    for number in range(accounts.MAX_FAILURES_PER_ACCOUNT):
+        with pytest.raises(NotAuthenticated):
+            _login(db, clock, password="wrong password!", client=f"198.51.100.{number}")
+    with pytest.raises(TooManyAttempts):
+        _login(db, clock, client="203.0.113.9")
 
 
 def test_one_client_guessing_many_accounts_is_throttled(db, clock, published_policy):
@@ -220,14 +253,21 @@ def test_password_reset_changes_the_password_and_ends_every_session(
 ):
     user = _verified_user(db, clock, published_policy["en"])
     accounts.start_session(session=db, user=user, clock=clock)
-    accounts.request_password_reset(session=db, email=EMAIL.upper(), clock=clock, links=LINKS)
+    accounts.request_password_reset(
+        session=db, email=EMAIL.upper(), clock=clock, links=LINKS, keyring=KEYRING
+    )
     db.commit()
     deliver()
     raw = link_in(mailbox.last_to(EMAIL), "/password-reset/").rsplit("/", 1)[1]
 
     new_password = "a brand new passphrase"
     accounts.reset_password(
-        session=db, raw_token=raw, password=new_password, password_confirm=new_password, clock=clock
+        session=db,
+        raw_token=raw,
+        password=new_password,
+        password_confirm=new_password,
+        clock=clock,
+        keyring=KEYRING,
     )
     assert db.scalar(select(func.count()).select_from(WebSession)) == 0
     assert _login(db, clock, password=new_password).id == user.id
@@ -240,28 +280,37 @@ def test_password_reset_changes_the_password_and_ends_every_session(
             password="another one 123",
             password_confirm="another one 123",
             clock=clock,
+            keyring=KEYRING,
         )
 
 
 def test_password_reset_for_an_unknown_address_sends_nothing(db, clock):
-    accounts.request_password_reset(session=db, email="nobody@example.kz", clock=clock, links=LINKS)
+    accounts.request_password_reset(
+        session=db, email="nobody@example.kz", clock=clock, links=LINKS, keyring=KEYRING
+    )
     assert db.scalar(select(func.count()).select_from(OutboxMessage)) == 0
 
 
 def test_api_tokens_are_hashed_and_revocable(db, clock, published_policy):
     user = _verified_user(db, clock, published_policy["en"])
-    token, raw = accounts.create_api_token(session=db, user=user, name="backup script", clock=clock)
+    token, raw = accounts.create_api_token(
+        session=db, user=user, name="backup script", clock=clock, keyring=KEYRING
+    )
     assert raw.startswith(accounts.API_TOKEN_PREFIX)
     assert raw not in db.scalars(select(ApiToken.token_hash)).all()
     assert accounts.user_for_api_token(session=db, raw_token=raw, clock=clock) is user
 
-    accounts.revoke_api_token(session=db, user=user, token_id=token.id, clock=clock)
+    accounts.revoke_api_token(
+        session=db, user=user, token_id=token.id, clock=clock, keyring=KEYRING
+    )
     assert accounts.user_for_api_token(session=db, raw_token=raw, clock=clock) is None
 
 
 def test_a_user_cannot_revoke_another_users_token(db, clock, published_policy):
     owner = _verified_user(db, clock, published_policy["en"])
-    token, _ = accounts.create_api_token(session=db, user=owner, name="mine", clock=clock)
+    token, _ = accounts.create_api_token(
+        session=db, user=owner, name="mine", clock=clock, keyring=KEYRING
+    )
     other = User(
         email="other@example.kz",
         phone="+77019998877",
@@ -273,4 +322,6 @@ def test_a_user_cannot_revoke_another_users_token(db, clock, published_policy):
     db.add(other)
     db.flush()
     with pytest.raises(NotFound):
-        accounts.revoke_api_token(session=db, user=other, token_id=token.id, clock=clock)
+        accounts.revoke_api_token(
+            session=db, user=other, token_id=token.id, clock=clock, keyring=KEYRING
+        )

@@ -24,7 +24,7 @@ def _body(policy_id, **overrides):
     return body
 
 
-def _token_for_new_user(db, clock, policy_id) -> str:
+def _token_for_new_user(db, clock, policy_id, keyring) -> str:
     from smartprotect.accounts.schemas import RegistrationRequest
 
     request = RegistrationRequest(**_body(policy_id))
@@ -35,9 +35,12 @@ def _token_for_new_user(db, clock, policy_id) -> str:
         channel=Channel.API,
         clock=clock,
         links=accounts.Links(base_url="https://testserver"),
+        keyring=keyring,
     )
     user.email_verified_at = clock.now()
-    _, raw = accounts.create_api_token(session=db, user=user, name="test", clock=clock)
+    _, raw = accounts.create_api_token(
+        session=db, user=user, name="test", clock=clock, keyring=keyring
+    )
     db.commit()
     return raw
 
@@ -111,8 +114,8 @@ def test_endpoints_need_a_token(client):
     assert response.status_code == 401
 
 
-def test_token_lifecycle(client, db, clock, published_policy):
-    raw = _token_for_new_user(db, clock, published_policy["en"])
+def test_token_lifecycle(client, db, clock, published_policy, keyring):
+    raw = _token_for_new_user(db, clock, published_policy["en"], keyring)
     auth = {"Authorization": f"Bearer {raw}"}
     assert client.get("/api/v1/me", headers=auth).json()["email_verified"] is True
 

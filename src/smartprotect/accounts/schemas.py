@@ -10,7 +10,7 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from smartprotect.i18n import LANGUAGES, N_
-from smartprotect.validation import invalid
+from smartprotect.validation import invalid, text_field
 
 PASSWORD_MIN_LENGTH = 10
 PASSWORD_MAX_LENGTH = 256
@@ -63,7 +63,16 @@ def _optional_name(value: str | None) -> str | None:
     return value or None
 
 
-class UserCreate(BaseModel):
+class TextInput(BaseModel):
+    """Every string field is checked for control characters before its own rules run."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_control_characters(cls, value: object) -> object:
+        return text_field(value) if isinstance(value, str) else value
+
+
+class UserCreate(TextInput):
     """What a person gives to register (clause 2.3.1, 2.3.3, 2.3.5)."""
 
     model_config = ConfigDict(str_strip_whitespace=False)
@@ -89,7 +98,7 @@ class UserCreate(BaseModel):
         return value
 
 
-class RegistrationConsents(BaseModel):
+class RegistrationConsents(TextInput):
     """The choices made on the registration form."""
 
     policy_document_id: uuid.UUID
@@ -105,20 +114,20 @@ class RegistrationRequest(UserCreate, RegistrationConsents):
     """Registration through the API: the account and the consents in one body."""
 
 
-class PasswordResetRequest(BaseModel):
+class PasswordResetRequest(TextInput):
     email: str
 
     _email = field_validator("email")(normalise_email)
 
 
-class NewPassword(BaseModel):
+class NewPassword(TextInput):
     password: str
     password_confirm: str
 
     _password = field_validator("password")(check_password)
 
 
-class LoginRequest(BaseModel):
+class LoginRequest(TextInput):
     email: str = Field(min_length=1, max_length=254)
     password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
 
@@ -137,7 +146,7 @@ class UserRead(BaseModel):
     created_at: datetime
 
 
-class ApiTokenCreate(BaseModel):
+class ApiTokenCreate(TextInput):
     name: str = Field(min_length=1, max_length=100)
 
     @field_validator("name")

@@ -6,7 +6,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from smartprotect.accounts.models import (
@@ -18,6 +19,8 @@ from smartprotect.accounts.models import (
     WebSession,
 )
 from smartprotect.accounts.schemas import RegistrationConsents, UserCreate
+from smartprotect.audit import service as audit
+from smartprotect.audit.tags import Tag
 from smartprotect.clock import Clock
 from smartprotect.errors import (
     NotAuthenticated,
@@ -26,11 +29,13 @@ from smartprotect.errors import (
     TooManyAttempts,
     ValidationFailed,
 )
-from smartprotect.i18n import DEFAULT_LANGUAGE, N_
+from smartprotect.i18n import N_
 from smartprotect.mail import render
 from smartprotect.mail import service as mail
 from smartprotect.privacy.consent import service as consent
-from smartprotect.privacy.consent.models import Channel, ConsentAction
+from smartprotect.privacy.consent.models import Channel, ConsentAction, Purpose
+from smartprotect.privacy.keys import service as keys
+from smartprotect.privacy.keys.master import Keyring
 from smartprotect.privacy.policy import service as policy
 from smartprotect.security import (
     hash_password,
@@ -42,15 +47,20 @@ from smartprotect.security import (
 )
 
 VERIFY_EMAIL_TTL = timedelta(hours=48)
+# At most one mail of a kind (verification, reset, "you already have an account") per
+# address in this time, whoever asks.
+EMAIL_COOLDOWN = timedelta(minutes=2)
 RESET_PASSWORD_TTL = timedelta(minutes=60)
 SESSION_MAX_AGE = timedelta(days=14)
 # Touching last_seen_at on every request would make every page view a write.
 SESSION_TOUCH_INTERVAL = timedelta(minutes=5)
 
 LOGIN_THROTTLE_WINDOW = timedelta(minutes=15)
-MAX_FAILURES_PER_ACCOUNT = 5
+MAX_FAILURES_PER_ACCOUNT_AND_CLIENT = 5
+MAX_FAILURES_PER_ACCOUNT = 50
 MAX_FAILURES_PER_CLIENT = 20
 
+ACCOUNT_EXISTS_MAIL = "account_exists"
 API_TOKEN_PREFIX = "spat_"  # noqa: S105 - marks our tokens for secret scanners
 API_TOKEN_DISPLAY_CHARS = 12
 API_TOKENS_PER_USER = 20
@@ -63,8 +73,8 @@ class Links:
     base_url: str
 
     def to(self, path: str, language: str) -> str:
-        prefix = "" if language == DEFAULT_LANGUAGE else f"/{language}"
-        return f"{self.base_url.rstrip('/')}{prefix}{path}"
+        # Always prefixed: the reader's browser settings must not change a mail's language.
+        return f"{self.base_url.rstrip('/')}/{language}{path}"
 
 
 # -- registration and e-mail verification --------------------------------------------------
@@ -110,7 +120,9 @@ def register(
     channel: Channel,
     clock: Clock,
     links: Links,
+    keyring: Keyring,
     user_agent: str | None = None,
+    client_ip: str | None = None,
 ) -> User | None:
     """Create an account with its policy acceptance and consents, and mail a verification link.
 
@@ -123,8 +135,17 @@ def register(
     given = policy.get_document(session=session, document_id=consents.policy_document_id)
     assert given is not None
 
+    # Hashed before the lookup, so a registered address answers no faster than a new one.
+    password_hash = hash_password(data.password)
     existing = get_by_email(session=session, email=data.email)
     if existing is not None:
+        if mail.recently_sent(
+            session=session,
+            recipient=existing.email,
+            kind=ACCOUNT_EXISTS_MAIL,
+            since=clock.now() - EMAIL_COOLDOWN,
+        ):
+            return None
         subject, body = render.render(
             "account_exists",
             language=existing.language,
@@ -132,7 +153,12 @@ def register(
             reset_link=links.to("/password-reset", existing.language),
         )
         mail.enqueue(
-            session=session, recipient=existing.email, subject=subject, body_text=body, clock=clock
+            session=session,
+            recipient=existing.email,
+            subject=subject,
+            body_text=body,
+            clock=clock,
+            kind=ACCOUNT_EXISTS_MAIL,
         )
         return None
 
@@ -140,7 +166,7 @@ def register(
     user = User(
         email=data.email,
         phone=data.phone,
-        password_hash=hash_password(data.password),
+        password_hash=password_hash,
         last_name=data.last_name,
         first_name=data.first_name,
         patronymic=data.patronymic,
@@ -148,46 +174,83 @@ def register(
         created_at=now,
         password_changed_at=now,
     )
-    session.add(user)
-    session.flush()
-
+    try:
+        with session.begin_nested():
+            session.add(user)
+            session.flush()
+    except IntegrityError:
+        # A simultaneous registration of the same address won the race; the owner gets
+        # the same mail as any second registration.
+        return register(
+            session=session, data=data, consents=consents, channel=channel, clock=clock,
+            links=links, keyring=keyring, user_agent=user_agent, client_ip=client_ip,
+        )  # fmt: skip
+    keys.create_key(session=session, master=keyring.master, subject_id=user.id, clock=clock)
+    actor = audit.user_actor(secret=keyring.secret, user_id=user.id)
+    audit.record_event(
+        session=session,
+        clock=clock,
+        action=Tag.ACCOUNT_REGISTERED,
+        actor=actor,
+        secret=keyring.secret,
+        subject_id=user.id,
+        details={"channel": channel.value, "language": user.language},
+    )
     policy.record_acceptance(
-        session=session, user_id=user.id, document=given, channel=channel, clock=clock
+        session=session,
+        keyring=keyring,
+        subject_id=user.id,
+        document=given,
+        channel=channel,
+        actor=actor,
+        clock=clock,
     )
     granted = {
         **dict.fromkeys(consent.REQUIRED_AT_REGISTRATION, True),
-        consent.Purpose.MARKETING_EMAIL: consents.marketing_email,
-        consent.Purpose.MARKETING_SMS: consents.marketing_sms,
+        Purpose.MARKETING_EMAIL: consents.marketing_email,
+        Purpose.MARKETING_SMS: consents.marketing_sms,
     }
+    # A box left unticked is a choice too, and recorded as one.
     for purpose, is_granted in granted.items():
-        if is_granted:
-            consent.record(
-                session=session,
-                user_id=user.id,
-                purpose=purpose,
-                action=ConsentAction.GRANT,
-                policy_document_id=given.id,
-                channel=channel,
-                clock=clock,
-                user_agent=user_agent,
-            )
+        consent.record(
+            session=session,
+            keyring=keyring,
+            subject_id=user.id,
+            purpose=purpose,
+            action=ConsentAction.GRANT if is_granted else ConsentAction.WITHDRAW,
+            policy_document_id=given.id,
+            channel=channel,
+            actor=actor,
+            clock=clock,
+            user_agent=user_agent,
+            client_ip=client_ip,
+        )
     _send_verification(session=session, user=user, clock=clock, links=links)
     return user
 
 
 def _issue_email_token(
     *, session: Session, user: User, purpose: EmailTokenPurpose, ttl: timedelta, clock: Clock
-) -> str:
-    # A new link replaces the old ones, so only the latest mail works.
-    session.execute(
-        delete(EmailToken).where(
+) -> str | None:
+    """A new one-time link, or None if one was mailed moments ago.
+
+    Earlier links stay valid until used or expired: were each request to cancel the last,
+    a stranger could keep the owner's link from ever working. The cool-down keeps the
+    same stranger from flooding the mailbox.
+    """
+    now = clock.now()
+    recent = session.scalar(
+        select(func.count())
+        .select_from(EmailToken)
+        .where(
             EmailToken.user_id == user.id,
             EmailToken.purpose == purpose,
-            EmailToken.used_at.is_(None),
+            EmailToken.created_at > now - EMAIL_COOLDOWN,
         )
     )
+    if recent:
+        return None
     raw = new_token()
-    now = clock.now()
     session.add(
         EmailToken(
             user_id=user.id,
@@ -210,6 +273,8 @@ def _send_verification(*, session: Session, user: User, clock: Clock, links: Lin
         ttl=VERIFY_EMAIL_TTL,
         clock=clock,
     )
+    if raw is None:
+        return
     subject, body = render.render(
         "verify_email",
         language=user.language,
@@ -243,18 +308,55 @@ def _consume_email_token(
     if user is None or user.email != token.email:
         raise NotFound(N_("This link is invalid, already used or expired."))
     token.used_at = now
+    # One link used settles the matter: the others of the same kind stop working.
+    session.execute(
+        update(EmailToken)
+        .where(
+            EmailToken.user_id == user.id,
+            EmailToken.purpose == purpose,
+            EmailToken.used_at.is_(None),
+        )
+        .values(used_at=now)
+    )
     return token, user
 
 
-def verify_email(*, session: Session, raw_token: str, clock: Clock) -> User:
+def verify_email(*, session: Session, raw_token: str, clock: Clock, keyring: Keyring) -> User:
     """Confirm the address a verification link was sent to."""
     _token, user = _consume_email_token(
         session=session, raw=raw_token, purpose=EmailTokenPurpose.VERIFY_EMAIL, clock=clock
     )
     if user.email_verified_at is None:
         user.email_verified_at = clock.now()
+    _audit_user(
+        session=session, keyring=keyring, clock=clock, user=user, action=Tag.ACCOUNT_EMAIL_VERIFIED
+    )
     session.flush()
     return user
+
+
+def _audit_user(
+    *,
+    session: Session,
+    keyring: Keyring,
+    clock: Clock,
+    user: User,
+    action: Tag,
+    details: dict | None = None,
+    personal: dict | None = None,
+) -> None:
+    """An audit event about a user, acted by that user."""
+    audit.record_event(
+        session=session,
+        clock=clock,
+        action=action,
+        actor=audit.user_actor(secret=keyring.secret, user_id=user.id),
+        secret=keyring.secret,
+        subject_id=user.id,
+        details=details,
+        personal=personal,
+        master=keyring.master,
+    )
 
 
 # -- signing in ----------------------------------------------------------------------------
@@ -269,19 +371,27 @@ def _throttle_keys(*, secret: str, email: str, client: str) -> tuple[str, str]:
 
 def _check_throttle(*, session: Session, account_key: str, client_key: str, now: datetime) -> None:
     since = now - LOGIN_THROTTLE_WINDOW
-    by_account, by_client = (
-        session.scalar(
-            select(func.count())
-            .select_from(LoginAttempt)
-            .where(column == key, LoginAttempt.attempted_at > since)
+    if session.get_bind().dialect.name == "postgresql":
+        # Serialise attempts on one account, so a burst of parallel guesses cannot all pass
+        # the count before any is recorded (SQLite's write lock already serialises them).
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": account_key}
         )
-        or 0
-        for column, key in (
-            (LoginAttempt.account_key, account_key),
-            (LoginAttempt.client_key, client_key),
-        )
+
+    def failures(*conditions) -> int:
+        query = select(func.count()).select_from(LoginAttempt)
+        return session.scalar(query.where(LoginAttempt.attempted_at > since, *conditions)) or 0
+
+    by_pair = failures(
+        LoginAttempt.account_key == account_key, LoginAttempt.client_key == client_key
     )
-    if by_account >= MAX_FAILURES_PER_ACCOUNT or by_client >= MAX_FAILURES_PER_CLIENT:
+    if (
+        # The usual case: someone guessing one account from one place. Others still get in.
+        by_pair >= MAX_FAILURES_PER_ACCOUNT_AND_CLIENT
+        # Guessing one account from many places, or many accounts from one place.
+        or failures(LoginAttempt.account_key == account_key) >= MAX_FAILURES_PER_ACCOUNT
+        or failures(LoginAttempt.client_key == client_key) >= MAX_FAILURES_PER_CLIENT
+    ):
         minutes = int(LOGIN_THROTTLE_WINDOW.total_seconds() // 60)
         raise TooManyAttempts(
             N_("Too many failed sign-in attempts. Try again in %(minutes)s minutes."),
@@ -291,15 +401,26 @@ def _check_throttle(*, session: Session, account_key: str, client_key: str, now:
 
 
 def authenticate(
-    *, session: Session, email: str, password: str, client: str, secret: str, clock: Clock
+    *, session: Session, email: str, password: str, client: str, keyring: Keyring, clock: Clock
 ) -> User:
     """The user these credentials belong to; failures count towards the sign-in throttle."""
     now = clock.now()
-    account_key, client_key = _throttle_keys(secret=secret, email=email, client=client)
-    _check_throttle(session=session, account_key=account_key, client_key=client_key, now=now)
+    account_key, client_key = _throttle_keys(secret=keyring.secret, email=email, client=client)
     user = get_by_email(session=session, email=email)
+    try:
+        _check_throttle(session=session, account_key=account_key, client_key=client_key, now=now)
+    except TooManyAttempts:
+        _audit_login_failure(
+            session=session, keyring=keyring, clock=clock, user=user, client=client,
+            action=Tag.ACCOUNT_LOGIN_THROTTLED, account_key=account_key,
+        )  # fmt: skip
+        raise
     if not verify_password(user.password_hash if user else None, password) or user is None:
         session.add(LoginAttempt(account_key=account_key, client_key=client_key, attempted_at=now))
+        _audit_login_failure(
+            session=session, keyring=keyring, clock=clock, user=user, client=client,
+            action=Tag.ACCOUNT_LOGIN_FAILED, account_key=account_key,
+        )  # fmt: skip
         session.flush()
         raise NotAuthenticated(N_("The email or password is incorrect."))
     if not user.is_verified:
@@ -308,9 +429,47 @@ def authenticate(
         )
     if password_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
-    session.execute(delete(LoginAttempt).where(LoginAttempt.account_key == account_key))
+    session.execute(
+        delete(LoginAttempt).where(
+            LoginAttempt.account_key == account_key, LoginAttempt.client_key == client_key
+        )
+    )
+    _audit_user(
+        session=session, keyring=keyring, clock=clock, user=user, action=Tag.ACCOUNT_LOGIN,
+        personal={"ip": client},
+    )  # fmt: skip
     session.flush()
     return user
+
+
+def _audit_login_failure(
+    *,
+    session: Session,
+    keyring: Keyring,
+    clock: Clock,
+    user: User | None,
+    client: str,
+    action: Tag,
+    account_key: str,
+) -> None:
+    if user is not None:
+        _audit_user(
+            session=session, keyring=keyring, clock=clock, user=user, action=action,
+            personal={"ip": client},
+        )  # fmt: skip
+        return
+    # No account: nobody to seal the address for, so only keyed hashes are kept.
+    audit.record_event(
+        session=session,
+        clock=clock,
+        action=action,
+        actor="anonymous",
+        secret=keyring.secret,
+        details={
+            "account_key": account_key,
+            "client_key": keyed_hash(secret=keyring.secret, purpose="audit-ip", value=client),
+        },
+    )
 
 
 def purge_login_attempts(*, session: Session, clock: Clock) -> int:
@@ -351,15 +510,27 @@ def user_for_session(*, session: Session, raw_token: str, clock: Clock) -> User 
     return web_session.user
 
 
-def end_session(*, session: Session, raw_token: str) -> None:
+def end_session(*, session: Session, raw_token: str, keyring: Keyring, clock: Clock) -> None:
     """Sign out one browser."""
-    session.execute(delete(WebSession).where(WebSession.token_hash == hash_token(raw_token)))
+    web_session = session.scalar(
+        select(WebSession).where(WebSession.token_hash == hash_token(raw_token))
+    )
+    if web_session is None:
+        return
+    _audit_user(
+        session=session, keyring=keyring, clock=clock, user=web_session.user,
+        action=Tag.ACCOUNT_LOGOUT,
+    )  # fmt: skip
+    session.delete(web_session)
+    session.flush()
 
 
 # -- password reset ------------------------------------------------------------------------
 
 
-def request_password_reset(*, session: Session, email: str, clock: Clock, links: Links) -> None:
+def request_password_reset(
+    *, session: Session, email: str, clock: Clock, links: Links, keyring: Keyring
+) -> None:
     """Mail a reset link if the address has an account; say nothing either way."""
     user = get_by_email(session=session, email=email)
     if user is None:
@@ -371,6 +542,12 @@ def request_password_reset(*, session: Session, email: str, clock: Clock, links:
         ttl=RESET_PASSWORD_TTL,
         clock=clock,
     )
+    if raw is None:
+        return
+    _audit_user(
+        session=session, keyring=keyring, clock=clock, user=user,
+        action=Tag.ACCOUNT_PASSWORD_RESET_REQUESTED,
+    )  # fmt: skip
     subject, body = render.render(
         "reset_password",
         language=user.language,
@@ -395,7 +572,13 @@ def check_reset_token(*, session: Session, raw_token: str, clock: Clock) -> None
 
 
 def reset_password(
-    *, session: Session, raw_token: str, password: str, password_confirm: str, clock: Clock
+    *,
+    session: Session,
+    raw_token: str,
+    password: str,
+    password_confirm: str,
+    clock: Clock,
+    keyring: Keyring,
 ) -> User:
     """Set a new password from a reset link and sign out every session of the account."""
     if password != password_confirm:
@@ -410,6 +593,17 @@ def reset_password(
     if user.email_verified_at is None:
         user.email_verified_at = now
     session.execute(delete(WebSession).where(WebSession.user_id == user.id))
+    # Whoever knew the old password may have made tokens with it.
+    session.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    _audit_user(
+        session=session, keyring=keyring, clock=clock, user=user,
+        action=Tag.ACCOUNT_PASSWORD_RESET,
+        details={"sessions_ended": True, "api_tokens_revoked": True},
+    )  # fmt: skip
     session.flush()
     return user
 
@@ -418,7 +612,7 @@ def reset_password(
 
 
 def create_api_token(
-    *, session: Session, user: User, name: str, clock: Clock
+    *, session: Session, user: User, name: str, clock: Clock, keyring: Keyring
 ) -> tuple[ApiToken, str]:
     """Create a personal API token; the secret is returned once and stored only as a hash."""
     active = session.scalar(
@@ -440,6 +634,10 @@ def create_api_token(
     )
     session.add(token)
     session.flush()
+    _audit_user(
+        session=session, keyring=keyring, clock=clock, user=user,
+        action=Tag.ACCOUNT_API_TOKEN_CREATED, details={"token": str(token.id)},
+    )  # fmt: skip
     return token, raw
 
 
@@ -452,7 +650,7 @@ def list_api_tokens(*, session: Session, user: User) -> list[ApiToken]:
 
 
 def revoke_api_token(
-    *, session: Session, user: User, token_id: uuid.UUID, clock: Clock
+    *, session: Session, user: User, token_id: uuid.UUID, clock: Clock, keyring: Keyring
 ) -> ApiToken:
     """Revoke one of the user's tokens."""
     token = session.get(ApiToken, token_id)
@@ -460,6 +658,10 @@ def revoke_api_token(
         raise NotFound(N_("No such token."))
     if token.revoked_at is None:
         token.revoked_at = clock.now()
+        _audit_user(
+            session=session, keyring=keyring, clock=clock, user=user,
+            action=Tag.ACCOUNT_API_TOKEN_REVOKED, details={"token": str(token.id)},
+        )  # fmt: skip
     session.flush()
     return token
 

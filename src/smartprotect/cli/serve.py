@@ -17,6 +17,8 @@ def serve(host: str | None, port: int | None) -> None:
 
     from smartprotect.app import create_app
     from smartprotect.config import InsecureSettings
+    from smartprotect.privacy.keys.master import MasterKeyError, keyring_from_settings
+    from smartprotect.privacy.keys.service import check_master_key
     from smartprotect.privacy.policy.models import PolicyDocument
 
     rt = runtime()
@@ -26,6 +28,12 @@ def serve(host: str | None, port: int | None) -> None:
     except InsecureSettings as exc:
         raise click.ClickException(str(exc)) from exc
     rt.require_current_schema()
+    try:
+        keyring = keyring_from_settings(settings)
+        with rt.session_factory() as session:
+            check_master_key(session=session, master=keyring.master)
+    except MasterKeyError as exc:
+        raise click.ClickException(f"cannot start: {exc}") from exc
     host = host or settings.host
     port = port or settings.port
     with rt.session_factory() as session:
@@ -39,12 +47,16 @@ def serve(host: str | None, port: int | None) -> None:
             "  .venv/bin/smartprotect policy publish --version 2017-06-15 --lang ru \\\n"
             "      --file policy/2017-06-15.ru.txt"
         )
-    app = create_app(settings, engine=rt.engine)
+    app = create_app(settings, engine=rt.engine, keyring=keyring)
     uvicorn.run(
         app,
         host=host,
         port=port,
         proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         server_header=False,
+        # Access logs would record one-time links (/password-reset/<token>) and client
+        # addresses; the audit log records what matters, without them.
+        access_log=False,
         log_level="info",
     )

@@ -10,7 +10,7 @@ from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from smartprotect.clock import Clock
@@ -21,6 +21,8 @@ from smartprotect.mail.models import OutboxMessage, OutboxStatus
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
+# How long a claimed message is left to its sender before another may try it.
+SEND_LEASE = timedelta(minutes=5)
 FIRST_RETRY_DELAY = timedelta(seconds=30)
 MAX_RETRY_DELAY = timedelta(hours=1)
 BATCH_SIZE = 50
@@ -62,6 +64,20 @@ def enqueue(
     session.flush()
     session.info[QUEUED_FLAG] = True
     return message
+
+
+def recently_sent(*, session: Session, recipient: str, kind: str, since) -> bool:
+    """Whether a message of this kind was queued for this recipient since then."""
+    count = session.scalar(
+        select(func.count())
+        .select_from(OutboxMessage)
+        .where(
+            OutboxMessage.recipient == recipient,
+            OutboxMessage.kind == kind,
+            OutboxMessage.created_at > since,
+        )
+    )
+    return bool(count)
 
 
 def build_email(message: OutboxMessage, *, sender: str) -> EmailMessage:
@@ -143,34 +159,48 @@ def _deliver_one(
     clock: Clock,
     message_id: uuid.UUID,
 ) -> int:
+    # Claim the message in a short transaction: pushing next_attempt_at forward is a lease
+    # that keeps other senders off it, without holding a lock while we talk SMTP.
     with unit_of_work(session_factory) as session:
-        # Another instance may hold this row; skip it rather than send twice.
         message = session.scalar(
             select(OutboxMessage)
-            .where(OutboxMessage.id == message_id, OutboxMessage.status == OutboxStatus.PENDING)
+            .where(
+                OutboxMessage.id == message_id,
+                OutboxMessage.status == OutboxStatus.PENDING,
+                OutboxMessage.next_attempt_at <= clock.now(),
+            )
             .with_for_update(skip_locked=True)
         )
         if message is None:
             return 0
         message.attempts += 1
-        try:
-            email = build_email(message, sender=settings.mail_from)
-            if settings.mail_backend is MailBackend.CONSOLE:
-                _send_console(email)
-            else:
-                _send_smtp(email, settings)
-        except (OSError, smtplib.SMTPException) as exc:
-            message.last_error = f"{type(exc).__name__}: {exc}"[:ERROR_MAX]
-            if message.attempts >= MAX_ATTEMPTS:
-                message.status = OutboxStatus.FAILED
-            else:
-                message.next_attempt_at = clock.now() + retry_delay(message.attempts)
-            log.warning("mail %s not delivered (attempt %d)", message.id, message.attempts)
+        message.next_attempt_at = clock.now() + SEND_LEASE
+        attempts = message.attempts
+        email = build_email(message, sender=settings.mail_from)
+    error: str | None = None
+    try:
+        if settings.mail_backend is MailBackend.CONSOLE:
+            _send_console(email)
+        else:
+            _send_smtp(email, settings)
+    except (OSError, smtplib.SMTPException) as exc:
+        error = f"{type(exc).__name__}: {exc}"[:ERROR_MAX]
+    with unit_of_work(session_factory) as session:
+        message = session.get(OutboxMessage, message_id)
+        if message is None:
             return 0
-        message.status = OutboxStatus.SENT
-        message.sent_at = clock.now()
-        message.last_error = None
-        # Bodies carry one-time links; once delivered, the outbox keeps no copy of them.
-        message.body_text = ""
-        message.body_html = None
-        return 1
+        if error is None:
+            message.status = OutboxStatus.SENT
+            message.sent_at = clock.now()
+            message.last_error = None
+            # Bodies carry one-time links; once delivered, the outbox keeps no copy of them.
+            message.body_text = ""
+            message.body_html = None
+            return 1
+        message.last_error = error
+        if attempts >= MAX_ATTEMPTS:
+            message.status = OutboxStatus.FAILED
+        else:
+            message.next_attempt_at = clock.now() + retry_delay(attempts)
+        log.warning("mail %s not delivered (attempt %d)", message_id, attempts)
+        return 0

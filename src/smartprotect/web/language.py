@@ -60,8 +60,13 @@ class LanguageMiddleware:
         await self.app(scope, receive, send)
 
 
-def localized(path: str, language: str) -> str:
-    """A site path in a language; English lives at the unprefixed paths."""
-    if language == DEFAULT_LANGUAGE:
+def localized(path: str, language: str, *, explicit: bool = False) -> str:
+    """A site path in a language. English lives at the unprefixed paths too, but a reader who
+    chose /en/ explicitly (or a link in a mail) keeps the prefix, so nothing else overrides it."""
+    if language == DEFAULT_LANGUAGE and not explicit:
         return path
     return f"/{language}{path}" if path != "/" else f"/{language}/"
+
+
+def is_explicit(scope) -> bool:
+    return bool(scope.get("state", {}).get("language_prefixed"))

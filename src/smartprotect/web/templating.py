@@ -15,7 +15,7 @@ from smartprotect import __version__
 from smartprotect.config import Settings
 from smartprotect.i18n import LANGUAGE_NAMES, LANGUAGES, translations
 from smartprotect.web import csrf
-from smartprotect.web.language import localized
+from smartprotect.web.language import is_explicit, localized
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 
@@ -36,8 +36,10 @@ def page_context(request: Request, settings: Settings, user=None) -> dict[str, A
     catalog = translations(lang)
     path = request.url.path
 
+    explicit = is_explicit(request.scope)
+
     def url(target: str) -> str:
-        return localized(target, lang)
+        return localized(target, lang, explicit=explicit)
 
     def switch_url(target_lang: str) -> str:
         return f"/lang/{target_lang}?next={quote(path)}"

@@ -16,7 +16,14 @@ from smartprotect.accounts.schemas import (
     RegistrationRequest,
     UserRead,
 )
-from smartprotect.deps import ApiUser, ClockDep, DbSession, SettingsDep
+from smartprotect.deps import (
+    ApiUser,
+    ClockDep,
+    DbSession,
+    KeyringDep,
+    SettingsDep,
+    client_address,
+)
 from smartprotect.privacy.consent.models import Channel
 
 router = APIRouter(tags=["accounts"])
@@ -34,6 +41,7 @@ def register(
     db: DbSession,
     settings: SettingsDep,
     clock: ClockDep,
+    keyring: KeyringDep,
 ) -> RegistrationAccepted:
     """Register; the answer is the same whether or not the address already has an account."""
     accounts.register(
@@ -44,6 +52,8 @@ def register(
         clock=clock,
         links=accounts.Links(base_url=settings.base_url),
         user_agent=request.headers.get("user-agent"),
+        client_ip=client_address(request),
+        keyring=keyring,
     )
     return RegistrationAccepted()
 
@@ -62,15 +72,21 @@ def list_tokens(db: DbSession, user: ApiUser) -> list[ApiTokenRead]:
 
 @router.post("/tokens", status_code=status.HTTP_201_CREATED, response_model=ApiTokenCreated)
 def create_token(
-    body: ApiTokenCreate, db: DbSession, user: ApiUser, clock: ClockDep
+    body: ApiTokenCreate, db: DbSession, user: ApiUser, clock: ClockDep, keyring: KeyringDep
 ) -> ApiTokenCreated:
     """Create a token; its secret is in this answer only."""
-    token, raw = accounts.create_api_token(session=db, user=user, name=body.name, clock=clock)
+    token, raw = accounts.create_api_token(
+        session=db, user=user, name=body.name, clock=clock, keyring=keyring
+    )
     return ApiTokenCreated(**ApiTokenRead.model_validate(token).model_dump(), token=raw)
 
 
 @router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
-def revoke_token(token_id: uuid.UUID, db: DbSession, user: ApiUser, clock: ClockDep) -> Response:
+def revoke_token(
+    token_id: uuid.UUID, db: DbSession, user: ApiUser, clock: ClockDep, keyring: KeyringDep
+) -> Response:
     """Revoke a token at once."""
-    accounts.revoke_api_token(session=db, user=user, token_id=token_id, clock=clock)
+    accounts.revoke_api_token(
+        session=db, user=user, token_id=token_id, clock=clock, keyring=keyring
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

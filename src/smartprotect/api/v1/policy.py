@@ -9,8 +9,8 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from smartprotect.deps import DbSession, language_of
-from smartprotect.errors import NotFound
-from smartprotect.i18n import N_
+from smartprotect.errors import NotFound, ValidationFailed
+from smartprotect.i18n import LANGUAGES, N_
 from smartprotect.privacy.policy import service as policy
 
 router = APIRouter(tags=["privacy"])
@@ -28,6 +28,8 @@ class PolicyRead(BaseModel):
 @router.get("/policy", response_model=PolicyRead)
 def policy_in_force(request: Request, db: DbSession, lang: str | None = None) -> PolicyRead:
     """The revision in force, in the requested (or negotiated) language if it exists."""
+    if lang is not None and lang not in LANGUAGES:
+        raise ValidationFailed({"lang": N_("Choose one of the supported languages.")})
     document = policy.in_force(session=db, language=lang or language_of(request))
     if document is None:
         raise NotFound(N_("No privacy policy has been published yet."))

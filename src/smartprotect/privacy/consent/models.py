@@ -1,4 +1,4 @@
-"""Consent events: each grant or withdrawal, time-stamped and never edited."""
+"""The consent ledger: each grant or withdrawal, time-stamped, never changed or removed."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from smartprotect.db import Model, str_enum
+from smartprotect.db import Base, str_enum
 
 
 class Purpose(enum.StrEnum):
@@ -20,6 +20,8 @@ class Purpose(enum.StrEnum):
     # Clause 3.2: mailings to the e-mail address and to the phone number.
     MARKETING_EMAIL = "marketing_email"
     MARKETING_SMS = "marketing_sms"
+    # Clause 2.2: cookies beyond those the site needs to work.
+    ANALYTICS_COOKIES = "analytics_cookies"
 
 
 class ConsentAction(enum.StrEnum):
@@ -35,15 +37,25 @@ class Channel(enum.StrEnum):
     STAFF = "staff"
 
 
-class ConsentEvent(Model):
+class ConsentEvent(Base):
     __tablename__ = "consent_events"
 
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    # Ordered by insertion: two events in the same instant still have a defined order.
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
+    # Known before the insert, so personal fields can be sealed to this row (the ledger
+    # refuses UPDATE, and the integer id is only assigned by the insert).
+    uid: Mapped[uuid.UUID] = mapped_column(unique=True, default=uuid.uuid4)
+    # No foreign key: the ledger is evidence and outlives the account (pseudonymous by then).
+    subject_id: Mapped[uuid.UUID] = mapped_column(index=True)
     purpose: Mapped[Purpose] = mapped_column(str_enum(Purpose, 40))
     action: Mapped[ConsentAction] = mapped_column(str_enum(ConsentAction, 16))
     policy_document_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("policy_documents.id"))
     channel: Mapped[Channel] = mapped_column(str_enum(Channel, 16))
+    # "user:<pseudonym>" when the subject acted, "staff:<id>" or "system" otherwise.
+    actor: Mapped[str] = mapped_column(String(100))
     occurred_at: Mapped[datetime]
-    user_agent: Mapped[str | None] = mapped_column(String(255))
+    # Personal data, so sealed with the subject's key; the IP only as a keyed hash.
+    sealed_user_agent: Mapped[bytes | None] = mapped_column(LargeBinary)
+    ip_hash: Mapped[str | None] = mapped_column(String(64))

@@ -1,72 +1,188 @@
-"""Recording consent events and answering what a user has consented to now."""
+"""The consent ledger: recording grants and withdrawals, and answering what is allowed now."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from smartprotect.audit import service as audit
+from smartprotect.audit.tags import Tag
 from smartprotect.clock import Clock
+from smartprotect.errors import PermissionDenied, ValidationFailed
 from smartprotect.i18n import N_
 from smartprotect.privacy.consent.models import Channel, ConsentAction, ConsentEvent, Purpose
+from smartprotect.privacy.consent.purposes import OPTIONAL, REQUIRED, TERMS
+from smartprotect.privacy.keys import service as keys
+from smartprotect.privacy.keys.master import Keyring
+from smartprotect.security import keyed_hash
 
-USER_AGENT_MAX = 255
+USER_AGENT_MAX = 512
 
-PURPOSE_LABELS: dict[Purpose, str] = {
-    Purpose.PROCESSING_AND_STORAGE: N_("Processing and storage of personal data (clause 3.1)"),
-    Purpose.CROSS_BORDER_TRANSFER: N_("Transfer to third parties, also abroad (clause 3.1)"),
-    Purpose.MARKETING_EMAIL: N_("News and offers by email (clause 3.2)"),
-    Purpose.MARKETING_SMS: N_("News and offers by SMS (clause 3.2)"),
-}
+PURPOSE_LABELS: dict[Purpose, str] = {purpose: terms.label for purpose, terms in TERMS.items()}
+REQUIRED_AT_REGISTRATION = REQUIRED
+OPTIONAL_AT_REGISTRATION = OPTIONAL
 
-# Clause 3.1 is one consent covering both processing/storage and cross-border transfer.
-REQUIRED_AT_REGISTRATION: tuple[Purpose, ...] = (
-    Purpose.PROCESSING_AND_STORAGE,
-    Purpose.CROSS_BORDER_TRANSFER,
-)
-OPTIONAL_AT_REGISTRATION: tuple[Purpose, ...] = (Purpose.MARKETING_EMAIL, Purpose.MARKETING_SMS)
+
+def ip_hash(*, keyring: Keyring, client_ip: str | None) -> str | None:
+    if not client_ip:
+        return None
+    return keyed_hash(secret=keyring.secret, purpose="consent-ip", value=client_ip)
 
 
 def record(
     *,
     session: Session,
-    user_id: uuid.UUID,
+    keyring: Keyring,
+    subject_id: uuid.UUID,
     purpose: Purpose,
     action: ConsentAction,
     policy_document_id: uuid.UUID,
     channel: Channel,
+    actor: str,
     clock: Clock,
     user_agent: str | None = None,
+    client_ip: str | None = None,
 ) -> ConsentEvent:
-    """Append one grant or withdrawal."""
+    """Append one grant or withdrawal to the ledger, and audit it."""
+    uid = uuid.uuid4()
+    sealed = None
+    if user_agent:
+        sealed = keys.encrypt_field(
+            session=session,
+            master=keyring.master,
+            subject_id=subject_id,
+            table=ConsentEvent.__tablename__,
+            column="sealed_user_agent",
+            row_id=uid,
+            plaintext=user_agent[:USER_AGENT_MAX],
+        )
     event = ConsentEvent(
-        user_id=user_id,
+        uid=uid,
+        sealed_user_agent=sealed,
+        subject_id=subject_id,
         purpose=purpose,
         action=action,
         policy_document_id=policy_document_id,
         channel=channel,
+        actor=actor,
         occurred_at=clock.now(),
-        user_agent=(user_agent or None) and user_agent[:USER_AGENT_MAX],
+        ip_hash=ip_hash(keyring=keyring, client_ip=client_ip),
     )
     session.add(event)
     session.flush()
+    audit.record_event(
+        session=session,
+        clock=clock,
+        action=Tag.CONSENT_GRANTED if action is ConsentAction.GRANT else Tag.CONSENT_WITHDRAWN,
+        actor=actor,
+        secret=keyring.secret,
+        subject_id=subject_id,
+        purpose=purpose.value,
+        details={"channel": channel.value, "consent_event": event.id},
+    )
     return event
 
 
-def current_state(*, session: Session, user_id: uuid.UUID) -> dict[Purpose, bool]:
-    """Each purpose's state, derived from the latest event about it."""
-    state = dict.fromkeys(Purpose, False)
-    events = session.scalars(
-        select(ConsentEvent)
-        .where(ConsentEvent.user_id == user_id)
-        .order_by(ConsentEvent.occurred_at, ConsentEvent.id)
+def _events(*, session: Session, subject_id: uuid.UUID):
+    return session.scalars(
+        select(ConsentEvent).where(ConsentEvent.subject_id == subject_id).order_by(ConsentEvent.id)
     )
-    for event in events:
+
+
+def current_state(*, session: Session, subject_id: uuid.UUID) -> dict[Purpose, bool]:
+    """Each purpose's state now, derived from the latest event about it (none: not given)."""
+    state = dict.fromkeys(Purpose, False)
+    for event in _events(session=session, subject_id=subject_id):
         state[event.purpose] = event.action is ConsentAction.GRANT
     return state
 
 
-def is_permitted(*, session: Session, user_id: uuid.UUID, purpose: Purpose) -> bool:
-    """May we process this user's data for this purpose now?"""
-    return current_state(session=session, user_id=user_id)[purpose]
+def is_permitted(*, session: Session, subject_id: uuid.UUID, purpose: Purpose) -> bool:
+    """May we process this subject's data for this purpose now?"""
+    latest = session.scalar(
+        select(ConsentEvent.action)
+        .where(ConsentEvent.subject_id == subject_id, ConsentEvent.purpose == purpose)
+        .order_by(ConsentEvent.id.desc())
+        .limit(1)
+    )
+    return latest is ConsentAction.GRANT
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    purpose: Purpose
+    action: ConsentAction
+    channel: Channel
+    occurred_at: datetime
+    policy_document_id: uuid.UUID
+    user_agent: str | None
+
+
+def history(*, session: Session, keyring: Keyring, subject_id: uuid.UUID) -> list[HistoryEntry]:
+    """Every consent event of a subject, oldest first, with sealed fields opened."""
+    entries = []
+    for event in _events(session=session, subject_id=subject_id):
+        user_agent = None
+        if event.sealed_user_agent is not None:
+            user_agent = keys.decrypt_field(
+                session=session,
+                master=keyring.master,
+                subject_id=subject_id,
+                table=ConsentEvent.__tablename__,
+                column="sealed_user_agent",
+                row_id=event.uid,
+                ciphertext=event.sealed_user_agent,
+            )
+        entries.append(
+            HistoryEntry(
+                purpose=event.purpose,
+                action=event.action,
+                channel=event.channel,
+                occurred_at=event.occurred_at,
+                policy_document_id=event.policy_document_id,
+                user_agent=user_agent,
+            )
+        )
+    return entries
+
+
+def change(
+    *,
+    session: Session,
+    keyring: Keyring,
+    subject_id: uuid.UUID,
+    purpose: Purpose,
+    granted: bool,
+    policy_document_id: uuid.UUID,
+    channel: Channel,
+    actor: str,
+    clock: Clock,
+    user_agent: str | None = None,
+    client_ip: str | None = None,
+) -> ConsentEvent | None:
+    """Grant or withdraw an optional consent; a no-op when it is already in that state."""
+    if purpose in REQUIRED:
+        raise PermissionDenied(
+            N_("This consent is the condition of the service. To withdraw it, close your account.")
+        )
+    if purpose not in OPTIONAL:
+        raise ValidationFailed({"purpose": N_("This value is not valid.")})
+    if is_permitted(session=session, subject_id=subject_id, purpose=purpose) == granted:
+        return None
+    return record(
+        session=session,
+        keyring=keyring,
+        subject_id=subject_id,
+        purpose=purpose,
+        action=ConsentAction.GRANT if granted else ConsentAction.WITHDRAW,
+        policy_document_id=policy_document_id,
+        channel=channel,
+        actor=actor,
+        clock=clock,
+        user_agent=user_agent,
+        client_ip=client_ip,
+    )

@@ -27,9 +27,8 @@ class PolicyDocument(Model):
 class PolicyAcceptance(Model):
     __tablename__ = "policy_acceptances"
 
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), index=True
-    )
+    # No foreign key: proof of what was accepted outlives the account.
+    subject_id: Mapped[uuid.UUID] = mapped_column(index=True)
     document_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("policy_documents.id"))
     channel: Mapped[str] = mapped_column(String(16))
     accepted_at: Mapped[datetime]

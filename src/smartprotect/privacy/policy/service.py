@@ -5,13 +5,16 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from smartprotect.audit import service as audit
+from smartprotect.audit.tags import Tag
 from smartprotect.clock import Clock
 from smartprotect.errors import Conflict, ValidationFailed
 from smartprotect.i18n import LANGUAGES, N_
 from smartprotect.privacy.consent.models import Channel
+from smartprotect.privacy.keys.master import Keyring
 from smartprotect.privacy.policy.models import PolicyAcceptance, PolicyDocument
 
 MAX_VERSION_LENGTH = 64
@@ -61,11 +64,24 @@ def publish(
 
 def in_force(*, session: Session, language: str) -> PolicyDocument | None:
     """The revision in force (the latest published), in the reader's language if it has one."""
-    latest = session.scalar(
-        select(PolicyDocument).order_by(PolicyDocument.published_at.desc()).limit(1)
+    # A revision takes effect when its first text is published; a translation published
+    # later must not bring an older revision back into force.
+    first_published = func.min(PolicyDocument.published_at)
+    version = session.scalar(
+        select(PolicyDocument.version)
+        .group_by(PolicyDocument.version)
+        .order_by(first_published.desc())
+        .limit(1)
     )
-    if latest is None:
+    if version is None:
         return None
+    latest = session.scalar(
+        select(PolicyDocument)
+        .where(PolicyDocument.version == version)
+        .order_by(PolicyDocument.published_at)
+        .limit(1)
+    )
+    assert latest is not None
     if latest.language == language:
         return latest
     same_version = session.scalar(
@@ -83,15 +99,29 @@ def get_document(*, session: Session, document_id: uuid.UUID) -> PolicyDocument 
 def record_acceptance(
     *,
     session: Session,
-    user_id: uuid.UUID,
+    keyring: Keyring,
+    subject_id: uuid.UUID,
     document: PolicyDocument,
     channel: Channel,
+    actor: str,
     clock: Clock,
 ) -> PolicyAcceptance:
-    """Record that a user accepted a revision."""
+    """Record, and audit, that a user accepted a revision."""
     acceptance = PolicyAcceptance(
-        user_id=user_id, document_id=document.id, channel=channel.value, accepted_at=clock.now()
+        subject_id=subject_id,
+        document_id=document.id,
+        channel=channel.value,
+        accepted_at=clock.now(),
     )
     session.add(acceptance)
     session.flush()
+    audit.record_event(
+        session=session,
+        clock=clock,
+        action=Tag.POLICY_ACCEPTED,
+        actor=actor,
+        secret=keyring.secret,
+        subject_id=subject_id,
+        details={"version": document.version, "language": document.language},
+    )
     return acceptance

@@ -22,6 +22,7 @@ from smartprotect.accounts.schemas import (
 from smartprotect.deps import (
     ClockDep,
     DbSession,
+    KeyringDep,
     OptionalUser,
     SettingsDep,
     client_address,
@@ -78,7 +79,12 @@ def register_form(request: Request, db: DbSession, settings: SettingsDep) -> Res
 
 @router.post("/register")
 def register_submit(
-    request: Request, form: CheckedForm, db: DbSession, settings: SettingsDep, clock: ClockDep
+    request: Request,
+    form: CheckedForm,
+    db: DbSession,
+    settings: SettingsDep,
+    clock: ClockDep,
+    keyring: KeyringDep,
 ) -> Response:
     values = {name: form.get(name, "") for name in REGISTRATION_FIELDS}
     values.update({name: checkbox(form, name) for name in CONSENT_FIELDS})
@@ -118,6 +124,8 @@ def register_submit(
         clock=clock,
         links=_links(settings),
         user_agent=request.headers.get("user-agent"),
+        client_ip=client_address(request),
+        keyring=keyring,
     )
     return redirect(request, "/register/done")
 
@@ -143,9 +151,10 @@ def verify_email_submit(
     db: DbSession,
     clock: ClockDep,
     settings: SettingsDep,
+    keyring: KeyringDep,
 ) -> Response:
     try:
-        accounts.verify_email(session=db, raw_token=token, clock=clock)
+        accounts.verify_email(session=db, raw_token=token, clock=clock, keyring=keyring)
     except NotFound as exc:
         db.rollback()
         return render(
@@ -208,7 +217,12 @@ def login_form(
 
 @router.post("/login")
 def login_submit(
-    request: Request, form: CheckedForm, db: DbSession, settings: SettingsDep, clock: ClockDep
+    request: Request,
+    form: CheckedForm,
+    db: DbSession,
+    settings: SettingsDep,
+    clock: ClockDep,
+    keyring: KeyringDep,
 ) -> Response:
     next_path = form.get("next", "")
     context: dict[str, object] = {"next": next_path, "values": {"email": form.get("email", "")}}
@@ -225,7 +239,7 @@ def login_submit(
             email=credentials.email,
             password=credentials.password,
             client=client_address(request),
-            secret=settings.secret_key.get_secret_value(),
+            keyring=keyring,
             clock=clock,
         )
     except NotAuthenticated as exc:
@@ -242,7 +256,7 @@ def login_submit(
             request, "accounts/login.html", settings=settings, context=context, status_code=403
         )
     except TooManyAttempts as exc:
-        db.rollback()
+        # Not rolled back either: the refusal is audited.
         context["error"] = exc.message
         context["error_params"] = exc.params
         response = render(
@@ -265,10 +279,17 @@ def login_submit(
 
 
 @router.post("/logout")
-def logout(request: Request, form: CheckedForm, db: DbSession, settings: SettingsDep) -> Response:
+def logout(
+    request: Request,
+    form: CheckedForm,
+    db: DbSession,
+    settings: SettingsDep,
+    clock: ClockDep,
+    keyring: KeyringDep,
+) -> Response:
     raw = request.cookies.get(session_cookie_name(settings))
     if raw:
-        accounts.end_session(session=db, raw_token=raw)
+        accounts.end_session(session=db, raw_token=raw, keyring=keyring, clock=clock)
     response = redirect(request, "/login", query="logged_out=1")
     response.delete_cookie(
         session_cookie_name(settings), path="/", secure=settings.secure_cookies, httponly=True
@@ -286,7 +307,12 @@ def reset_request_form(request: Request, settings: SettingsDep) -> Response:
 
 @router.post("/password-reset")
 def reset_request_submit(
-    request: Request, form: CheckedForm, db: DbSession, settings: SettingsDep, clock: ClockDep
+    request: Request,
+    form: CheckedForm,
+    db: DbSession,
+    settings: SettingsDep,
+    clock: ClockDep,
+    keyring: KeyringDep,
 ) -> Response:
     try:
         email = PasswordResetRequest(email=form.get("email", "")).email
@@ -298,7 +324,9 @@ def reset_request_submit(
             context={"errors": field_errors(exc), "values": {"email": form.get("email", "")}},
             status_code=422,
         )
-    accounts.request_password_reset(session=db, email=email, clock=clock, links=_links(settings))
+    accounts.request_password_reset(
+        session=db, email=email, clock=clock, links=_links(settings), keyring=keyring
+    )
     return render(
         request, "accounts/password_reset_request.html", settings=settings, context={"sent": True}
     )
@@ -329,6 +357,7 @@ def reset_submit(
     db: DbSession,
     settings: SettingsDep,
     clock: ClockDep,
+    keyring: KeyringDep,
 ) -> Response:
     try:
         NewPassword(
@@ -340,6 +369,7 @@ def reset_submit(
             password=form.get("password", ""),
             password_confirm=form.get("password_confirm", ""),
             clock=clock,
+            keyring=keyring,
         )
     except ValidationError as exc:
         return render(
@@ -387,7 +417,7 @@ def _account_page(request, db, settings, user, *, new_token=None, errors=None, s
         user=user,
         context={
             "tokens": accounts.list_api_tokens(session=db, user=user),
-            "consents": consent.current_state(session=db, user_id=user.id),
+            "consents": consent.current_state(session=db, subject_id=user.id),
             "purpose_labels": consent.PURPOSE_LABELS,
             "new_token": new_token,
             "errors": errors or {},
@@ -409,10 +439,13 @@ def create_token(
     settings: SettingsDep,
     clock: ClockDep,
     user: SignedInUser,
+    keyring: KeyringDep,
 ) -> Response:
     try:
         name = ApiTokenCreate(name=form.get("name", "")).name
-        _token, raw = accounts.create_api_token(session=db, user=user, name=name, clock=clock)
+        _token, raw = accounts.create_api_token(
+            session=db, user=user, name=name, clock=clock, keyring=keyring
+        )
     except ValidationError as exc:
         return _account_page(request, db, settings, user, errors=field_errors(exc), status_code=422)
     except ValidationFailed as exc:
@@ -430,6 +463,9 @@ def revoke_token(
     settings: SettingsDep,
     clock: ClockDep,
     user: SignedInUser,
+    keyring: KeyringDep,
 ) -> Response:
-    accounts.revoke_api_token(session=db, user=user, token_id=token_id, clock=clock)
+    accounts.revoke_api_token(
+        session=db, user=user, token_id=token_id, clock=clock, keyring=keyring
+    )
     return _account_page(request, db, settings, user)

@@ -9,7 +9,7 @@ from starlette.responses import RedirectResponse
 
 from smartprotect.deps import OptionalUser, SettingsDep
 from smartprotect.web import csrf
-from smartprotect.web.language import localized
+from smartprotect.web.language import is_explicit, localized
 from smartprotect.web.templating import language
 
 
@@ -25,7 +25,7 @@ CheckedForm = Annotated[dict[str, str], Depends(checked_form)]
 
 def redirect(request: Request, path: str, *, query: str = "") -> RedirectResponse:
     """A 303 to a site path in the reader's language."""
-    target = localized(path, language(request))
+    target = localized(path, language(request), explicit=is_explicit(request.scope))
     return RedirectResponse(target + (f"?{query}" if query else ""), status_code=303)
 
 

@@ -1,0 +1,120 @@
+"""What each consent covers, stated as Kazakhstan's law on personal data asks a consent to
+state it: the operator, the subject, the term, whether data goes to third parties or abroad,
+and which data (Law No. 94-V, art. 8)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from smartprotect.i18n import N_
+from smartprotect.privacy.consent.models import Purpose
+
+OPERATOR = N_("LLP “Smart Service Group” (Smart Protect), Almaty, Tole Bi st. 23A, Kazakhstan")
+TERM_RETENTION = N_(
+    "Until you withdraw it; the data itself is kept at most 1 year from when it was provided "
+    "(clause 2.4)."
+)
+TERM_UNTIL_WITHDRAWN = N_("Until you withdraw it.")
+
+
+@dataclass(frozen=True)
+class Terms:
+    purpose: Purpose
+    clause: str
+    label: str
+    statement: str
+    data: tuple[str, ...]
+    term: str
+    third_parties: bool
+    abroad: bool
+    # Required consents are the condition of the service; withdrawing them means closing
+    # the account (clause 8.3), not toggling a switch.
+    required: bool
+
+
+_PERSONAL_DATA = (
+    N_("last name, first name, patronymic"),
+    N_("passport data"),
+    N_("email address"),
+    N_("user accounts on the device"),
+    N_("telephone number"),
+    N_("geolocation of the device"),
+    N_("other information you give us"),
+)
+
+TERMS: dict[Purpose, Terms] = {
+    Purpose.PROCESSING_AND_STORAGE: Terms(
+        purpose=Purpose.PROCESSING_AND_STORAGE,
+        clause="3.1",
+        label=N_("Processing and storage of personal data (clause 3.1)"),
+        statement=N_(
+            "I consent to Smart Protect processing and storing my personal data, including "
+            "transferring it to third parties under the contract, to provide the Platinum "
+            "Protection service."
+        ),
+        data=_PERSONAL_DATA,
+        term=TERM_RETENTION,
+        third_parties=True,
+        abroad=False,
+        required=True,
+    ),
+    Purpose.CROSS_BORDER_TRANSFER: Terms(
+        purpose=Purpose.CROSS_BORDER_TRANSFER,
+        clause="3.1",
+        label=N_("Transfer to third parties, also abroad (clause 3.1)"),
+        statement=N_(
+            "I consent to such transfer also to the territory of other states (cross-border "
+            "transfer)."
+        ),
+        data=_PERSONAL_DATA,
+        term=TERM_RETENTION,
+        third_parties=True,
+        abroad=True,
+        required=True,
+    ),
+    Purpose.MARKETING_EMAIL: Terms(
+        purpose=Purpose.MARKETING_EMAIL,
+        clause="3.2",
+        label=N_("News and offers by email (clause 3.2)"),
+        statement=N_(
+            "Send me information mailings and promotional materials from Smart Protect, or "
+            "from others on its behalf, to my email address."
+        ),
+        data=(N_("email address"), N_("last name, first name, patronymic")),
+        term=TERM_UNTIL_WITHDRAWN,
+        third_parties=True,
+        abroad=False,
+        required=False,
+    ),
+    Purpose.MARKETING_SMS: Terms(
+        purpose=Purpose.MARKETING_SMS,
+        clause="3.2",
+        label=N_("News and offers by SMS (clause 3.2)"),
+        statement=N_(
+            "Send me information mailings and promotional materials from Smart Protect, or "
+            "from others on its behalf, by SMS to my phone number."
+        ),
+        data=(N_("telephone number"),),
+        term=TERM_UNTIL_WITHDRAWN,
+        third_parties=True,
+        abroad=False,
+        required=False,
+    ),
+    Purpose.ANALYTICS_COOKIES: Terms(
+        purpose=Purpose.ANALYTICS_COOKIES,
+        clause="2.2",
+        label=N_("Analytics cookies (clause 2.2)"),
+        statement=N_(
+            "Let Smart Protect use cookies to learn which pages I visit and for how long, to "
+            "improve the service and the site (clause 4.1.4)."
+        ),
+        data=(N_("pages visited and time spent on them"),),
+        term=TERM_UNTIL_WITHDRAWN,
+        third_parties=False,
+        abroad=False,
+        required=False,
+    ),
+}
+
+REQUIRED: tuple[Purpose, ...] = tuple(p for p, t in TERMS.items() if t.required)
+OPTIONAL: tuple[Purpose, ...] = tuple(p for p, t in TERMS.items() if not t.required)
