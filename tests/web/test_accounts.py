@@ -267,3 +267,38 @@ def test_api_tokens_on_the_account_page(client, db, published_policy, mailbox, d
 
     response = client.post("/account/tokens", data={"name": "  ", "csrf_token": token})
     assert response.status_code == 422 and 'id="e-name"' in response.text
+
+
+def test_sign_ins_consents_and_acceptances_are_audited(
+    client, db, published_policy, mailbox, deliver
+):
+    from smartprotect.audit import service as audit
+    from smartprotect.audit.models import AuditEvent
+
+    register_via_web(client, published_policy["en"], marketing_email="on")
+    _verify(client, mailbox, deliver)
+    login_via_web(client, EMAIL, password="not the password")
+    login_via_web(client, "stranger@example.kz", password="not the password")
+    login_via_web(client, EMAIL)
+    client.post("/logout", data={"csrf_token": form_page(client, "/account")})
+
+    tags = db.scalars(select(AuditEvent.action).order_by(AuditEvent.seq)).all()
+    assert tags == [
+        "account:user:register",
+        "privacy:policy:accept",
+        "privacy:consent:grant",  # processing and storage
+        "privacy:consent:grant",  # cross-border transfer
+        "privacy:consent:grant",  # marketing by email
+        "privacy:consent:withdraw",  # marketing by SMS, left unticked
+        "account:user:verify_email",
+        "account:user:login_failed",
+        "account:user:login_failed",
+        "account:user:login",
+        "account:user:logout",
+    ]
+    assert audit.verify_chain(session=db).ok
+    raw = b"".join(
+        (row.sealed_details or b"") + str(row.details).encode() + (row.subject or "").encode()
+        for row in db.scalars(select(AuditEvent))
+    )
+    assert EMAIL.encode() not in raw and b"stranger" not in raw

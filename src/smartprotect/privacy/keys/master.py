@@ -107,7 +107,7 @@ DEVELOPMENT_KEY_FILE = "master.key"
 
 def from_settings(settings) -> LocalMasterKey:
     """The configured master key; development creates one under var/ if none is given."""
-    if settings.master_key is not None:
+    if settings.master_key is not None and settings.master_key.get_secret_value().strip():
         return LocalMasterKey(
             decode_key(settings.master_key.get_secret_value(), source="SMARTPROTECT_MASTER_KEY")
         )

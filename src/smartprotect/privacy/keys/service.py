@@ -64,14 +64,14 @@ def create_key(
     )
     session.add(row)
     session.flush()
-    session.info.setdefault(_CACHE, {})[subject_id] = data_key
+    session.info.setdefault(_CACHE, {})[master.key_id, subject_id] = data_key
     return row
 
 
 def _data_key(*, session: Session, master: MasterKey, subject_id: uuid.UUID) -> bytes:
-    cache: dict[uuid.UUID, bytes] = session.info.setdefault(_CACHE, {})
-    if subject_id in cache:
-        return cache[subject_id]
+    cache: dict[tuple[str, uuid.UUID], bytes] = session.info.setdefault(_CACHE, {})
+    if (master.key_id, subject_id) in cache:
+        return cache[master.key_id, subject_id]
     row = session.get(SubjectKey, subject_id)
     if row is None or row.wrapped_key is None:
         raise KeyDestroyed(N_("This person's data has been erased."))
@@ -81,7 +81,7 @@ def _data_key(*, session: Session, master: MasterKey, subject_id: uuid.UUID) -> 
             f"but the configured master key is {master.key_id}"
         )
     data_key = master.unwrap(row.wrapped_key, context=_wrap_context(subject_id))
-    cache[subject_id] = data_key
+    cache[master.key_id, subject_id] = data_key
     return data_key
 
 
@@ -128,7 +128,9 @@ def decrypt_field(
 
 def destroy_key(*, session: Session, subject_id: uuid.UUID, clock: Clock) -> bool:
     """Shred a subject's key; returns False if it was already gone."""
-    session.info.get(_CACHE, {}).pop(subject_id, None)
+    cache = session.info.get(_CACHE, {})
+    for cached in [key for key in cache if key[1] == subject_id]:
+        del cache[cached]
     row = session.get(SubjectKey, subject_id)
     if row is None or row.wrapped_key is None:
         return False
