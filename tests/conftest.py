@@ -283,16 +283,17 @@ def seed_policy_texts() -> dict[str, str]:
 
 
 @pytest.fixture
-def published_policy(session_factory, clock):
+def published_policy(session_factory, clock, keyring):
     """The 2017-06-15 revision published in both languages; returns {language: document id}."""
-    ids = {}
     with unit_of_work(session_factory) as session:
-        for language, body in seed_policy_texts().items():
-            document, _ = policy_service.publish(
-                session=session, version="2017-06-15", language=language, text=body, clock=clock
-            )
-            ids[language] = document.id
-    return ids
+        revision, _ = policy_service.publish_revision(
+            session=session,
+            keyring=keyring,
+            version="2017-06-15",
+            texts=seed_policy_texts(),
+            clock=clock,
+        )
+        return {document.language: document.id for document in revision.documents}
 
 
 def pytest_report_header(config) -> str:

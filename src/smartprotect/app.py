@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -22,6 +23,7 @@ from smartprotect.i18n import N_, translations
 from smartprotect.mail.worker import OutboxWorker
 from smartprotect.privacy.keys.master import Keyring, keyring_from_settings
 from smartprotect.validation import field_errors_from_request
+from smartprotect.web.gates import LoginRequired, PolicyReviewRequired
 from smartprotect.web.language import LanguageMiddleware, is_explicit, localized
 from smartprotect.web.security_headers import SecurityHeadersMiddleware
 from smartprotect.web.templating import language, make_templates, render
@@ -33,10 +35,6 @@ _HTTP_MESSAGES = {
     404: N_("This page does not exist."),
     405: N_("This request is not allowed here."),
 }
-
-
-class LoginRequired(Exception):
-    """A page needs a signed-in user; the browser is sent to the sign-in page."""
 
 
 def create_app(
@@ -186,7 +184,14 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, _exc: LoginRequired) -> Response:
         target = localized("/login", language(request), explicit=is_explicit(request.scope))
-        return RedirectResponse(f"{target}?next={request.url.path}", status_code=303)
+        return RedirectResponse(f"{target}?next={quote(request.url.path)}", status_code=303)
+
+    @app.exception_handler(PolicyReviewRequired)
+    async def review_required(request: Request, _exc: PolicyReviewRequired) -> Response:
+        target = localized(
+            "/privacy/review", language(request), explicit=is_explicit(request.scope)
+        )
+        return RedirectResponse(f"{target}?next={quote(request.url.path)}", status_code=303)
 
 
 def _error_page(request: Request, status: int, detail: str, headers: dict[str, str]) -> Response:

@@ -6,7 +6,12 @@ from smartprotect.db import Base
 from smartprotect.mail.models import OutboxMessage
 from smartprotect.privacy.consent.models import ConsentEvent
 from smartprotect.privacy.keys.models import SubjectKey
-from smartprotect.privacy.policy.models import PolicyAcceptance, PolicyDocument
+from smartprotect.privacy.policy.models import (
+    PolicyAcceptance,
+    PolicyDecline,
+    PolicyDocument,
+    PolicyRevision,
+)
 
 __all__ = [
     "ApiToken",
@@ -18,7 +23,9 @@ __all__ = [
     "LoginAttempt",
     "OutboxMessage",
     "PolicyAcceptance",
+    "PolicyDecline",
     "PolicyDocument",
+    "PolicyRevision",
     "SubjectKey",
     "User",
     "WebSession",

@@ -115,7 +115,10 @@ def test_registration_against_a_superseded_revision_is_refused(
     from smartprotect.privacy.policy import service as policy
 
     clock.advance(timedelta(days=1))
-    policy.publish(session=db, version="2026-11", language="en", text="New text", clock=clock)
+    policy.publish_revision(
+        session=db, keyring=KEYRING, version="2026-11", texts={"en": "New", "ru": "Новая"},
+        clock=clock,
+    )  # fmt: skip
     with pytest.raises(ValidationFailed) as error:
         _register(db, clock, published_policy["en"])
     assert "policy" in error.value.errors

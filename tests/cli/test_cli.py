@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from smartprotect.cli import main
 from smartprotect.config import get_settings
-from smartprotect.privacy.policy.models import PolicyDocument
+from smartprotect.privacy.policy.models import PolicyRevision
 from tests.conftest import ROOT
 
 
@@ -34,41 +34,61 @@ def test_db_upgrade_on_an_empty_database(tmp_path):
     assert "up to date" in _invoke(["db", "current"], env).output
 
 
-def test_policy_publish(database_url, engine, db):
-    env = _env(database_url)
-    path = ROOT / "policy" / "2017-06-15.en.txt"
-    args = ["policy", "publish", "--version", "2017-06-15", "--lang", "en", "--file", str(path)]
-    result = _invoke(args, env)
+def _publish_args(version="2017-06-15", en=None, ru=None):
+    en = en or ROOT / "policy" / "2017-06-15.en.txt"
+    ru = ru or ROOT / "policy" / "2017-06-15.ru.txt"
+    return ["policy", "publish", "--version", version, "--en", str(en), "--ru", str(ru)]
+
+
+def test_policy_publish(database_url, engine, db, tmp_path):
+    env = _env(database_url, SMARTPROTECT_VAR_DIR=str(tmp_path))
+    result = _invoke(_publish_args(), env)
     assert result.exit_code == 0, result.output
-    assert "Published 2017-06-15 (en) sha256=" in result.output
-    assert "Already published" in _invoke(args, env).output
-    document = db.scalar(select(PolicyDocument))
-    assert document.text == path.read_text(encoding="utf-8")
+    assert "Published 2017-06-15, in force now. sha256 en:" in result.output
+    assert "Already published" in _invoke(_publish_args(), env).output
+    revision = db.scalar(select(PolicyRevision))
+    texts = {d.language: d.text for d in revision.documents}
+    assert texts["en"] == (ROOT / "policy" / "2017-06-15.en.txt").read_text(encoding="utf-8")
+    assert texts["ru"].startswith("Политика конфиденциальности")
+    assert (
+        "0 of 0 user(s) have not accepted revision 2017-06-15"
+        in _invoke(["policy", "pending"], env).output
+    )
 
 
-def test_policy_publish_refuses_to_change_a_published_text(database_url, engine, tmp_path):
-    env = _env(database_url)
-    first, second = tmp_path / "a.txt", tmp_path / "b.txt"
-    first.write_text("first", encoding="utf-8")
-    second.write_text("second", encoding="utf-8")
-    base = ["policy", "publish", "--version", "9", "--lang", "ru", "--file"]
-    assert _invoke([*base, str(first)], env).exit_code == 0
-    result = _invoke([*base, str(second)], env)
+def test_policy_publish_with_lang_and_file_pairs(database_url, engine, tmp_path):
+    env = _env(database_url, SMARTPROTECT_VAR_DIR=str(tmp_path))
+    en, ru = ROOT / "policy" / "2017-06-15.en.txt", ROOT / "policy" / "2017-06-15.ru.txt"
+    args = ["policy", "publish", "--version", "1", "--lang", "en", "--file", str(en)]
+    result = _invoke(args, env)
+    assert result.exit_code == 2 and "missing: ru" in result.output
+    result = _invoke([*args, "--lang", "ru", "--file", str(ru)], env)
+    assert result.exit_code == 0, result.output
+
+
+def test_policy_publish_refuses_changes_and_older_versions(database_url, engine, tmp_path):
+    env = _env(database_url, SMARTPROTECT_VAR_DIR=str(tmp_path))
+    other = tmp_path / "other.txt"
+    other.write_text("other text", encoding="utf-8")
+    assert _invoke(_publish_args(), env).exit_code == 0
+    result = _invoke(_publish_args(en=other), env)
     assert result.exit_code == 1 and "already published with other text" in result.output
+    result = _invoke(_publish_args(version="2016-01-01", en=other, ru=other), env)
+    assert result.exit_code == 1 and "newer than the one in force (2017-06-15)" in result.output
 
 
 def test_policy_publish_validates_its_input(database_url, engine, tmp_path):
-    env = _env(database_url)
+    env = _env(database_url, SMARTPROTECT_VAR_DIR=str(tmp_path))
     path = tmp_path / "p.txt"
     path.write_bytes(b"\xff\xfe not utf-8 \xc3")
-    result = _invoke(
-        ["policy", "publish", "--version", "1", "--lang", "en", "--file", str(path)], env
-    )
+    result = _invoke(_publish_args(en=path), env)
     assert result.exit_code == 1 and "not UTF-8" in result.output
     result = _invoke(
         ["policy", "publish", "--version", "1", "--lang", "kk", "--file", str(path)], env
     )
     assert result.exit_code == 2
+    result = _invoke(_publish_args(version="v1"), env)
+    assert result.exit_code == 1 and "numbers separated by dots or dashes" in result.output
 
 
 def test_mail_send_pending(database_url, engine, smtp_port, session_factory, clock, mailbox):
@@ -110,10 +130,7 @@ def test_serve_refuses_an_unmigrated_database(tmp_path):
 
 def test_commands_on_an_unmigrated_database_say_what_to_do(tmp_path):
     env = _env(f"sqlite:///{tmp_path}/empty.db")
-    path = ROOT / "policy" / "2017-06-15.en.txt"
-    result = _invoke(
-        ["policy", "publish", "--version", "1", "--lang", "en", "--file", str(path)], env
-    )
+    result = _invoke(_publish_args(), env)
     assert result.exit_code == 1 and "smartprotect db upgrade" in result.output
     result = _invoke(["mail", "send-pending"], env)
     assert result.exit_code == 1 and "smartprotect db upgrade" in result.output

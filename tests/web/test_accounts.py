@@ -284,6 +284,7 @@ def test_sign_ins_consents_and_acceptances_are_audited(
 
     tags = db.scalars(select(AuditEvent.action).order_by(AuditEvent.seq)).all()
     assert tags == [
+        "privacy:policy:publish",
         "account:user:register",
         "privacy:policy:accept",
         "privacy:consent:grant",  # processing and storage

@@ -4,6 +4,7 @@ out, reset the password, in English and in Russian. Screenshots go to test-artif
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -191,4 +192,58 @@ def test_language_switcher_in_a_real_browser(browser, server, published_policy):
     page.goto(f"{server.url}/")
     expect(page.locator("html")).to_have_attribute("lang", "ru")
     _shot(page, "switcher-ru-home")
+    page.close()
+
+
+def test_consents_and_a_new_revision_in_a_real_browser(
+    browser, server, published_policy, mailbox, session_factory, clock, keyring
+):
+    from datetime import timedelta
+
+    from smartprotect.db import unit_of_work
+    from smartprotect.privacy.policy import service as policy
+
+    email = "consents@example.kz"
+    page = browser.new_page()
+    page.goto(f"{server.url}/register")
+    page.fill("#f-email", email)
+    page.fill("#f-phone", "+7 701 555 0102")
+    page.fill("#f-password", "a browser passphrase")
+    page.fill("#f-password_confirm", "a browser passphrase")
+    page.check("#f-accept_policy")
+    page.check("#f-consent_processing")
+    page.locator("form[action$='/register'] button[type=submit]").click()
+    page.goto(link_in(_wait_for_mail(mailbox, email, 1), "/verify-email/"))
+    page.get_by_role("button", name="Confirm my email address").click()
+    page.fill("#f-email", email)
+    page.fill("#f-password", "a browser passphrase")
+    page.locator("main form button[type=submit]").click()
+    expect(page).to_have_url(f"{server.url}/en/account")
+
+    # Consents: one click gives, one click withdraws (htmx swaps the card in place).
+    page.goto(f"{server.url}/en/account/privacy")
+    card = page.locator("#consent-marketing_email")
+    card.get_by_role("button", name="Give consent").click()
+    expect(card.get_by_role("button", name="Withdraw consent")).to_be_visible()
+    expect(page.locator("#consent-marketing_email .state")).to_have_text("given")
+    _shot(page, "privacy-consents")
+    page.locator("#consent-marketing_email").get_by_role("button", name="Withdraw consent").click()
+    expect(page.locator("#consent-marketing_email .state")).to_have_text("not given")
+
+    # A new revision is posted: the next page asks to accept or decline it.
+    clock.set(clock.now() + timedelta(days=1))
+    with unit_of_work(session_factory) as session:
+        policy.publish_revision(
+            session=session, keyring=keyring, version="2026-11-26",
+            texts={"en": "Revised policy.", "ru": "Новая редакция."}, clock=clock,
+        )  # fmt: skip
+    page.goto(f"{server.url}/en/account")
+    expect(page).to_have_url(re.compile(r"/en/privacy/review\?next="))
+    expect(page.locator(".policy-text")).to_have_text("Revised policy.")
+    _shot(page, "privacy-review")
+    page.get_by_role("button", name="I decline").click()
+    expect(page.locator("main")).to_contain_text("clause 8.3")
+    _shot(page, "privacy-declined")
+    page.get_by_role("button", name="Accept revision 2026-11-26 after all").click()
+    expect(page).to_have_url(f"{server.url}/en/account")
     page.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select, text, update
@@ -32,6 +31,8 @@ from smartprotect.errors import (
 from smartprotect.i18n import N_
 from smartprotect.mail import render
 from smartprotect.mail import service as mail
+from smartprotect.mail.links import Links
+from smartprotect.mail.models import OutboxMessage
 from smartprotect.privacy.consent import service as consent
 from smartprotect.privacy.consent.models import Channel, ConsentAction, Purpose
 from smartprotect.privacy.keys import service as keys
@@ -66,17 +67,6 @@ API_TOKEN_DISPLAY_CHARS = 12
 API_TOKENS_PER_USER = 20
 
 
-@dataclass(frozen=True)
-class Links:
-    """Where links in mail point: the site's base URL and the reader's language prefix."""
-
-    base_url: str
-
-    def to(self, path: str, language: str) -> str:
-        # Always prefixed: the reader's browser settings must not change a mail's language.
-        return f"{self.base_url.rstrip('/')}/{language}{path}"
-
-
 # -- registration and e-mail verification --------------------------------------------------
 
 
@@ -94,7 +84,7 @@ def registration_consent_errors(
     *, session: Session, language: str, consents: RegistrationConsents
 ) -> dict[str, str]:
     """What is missing from the registration's acceptance and consents, by field."""
-    document = policy.in_force(session=session, language=language)
+    document = policy.document_in_force(session=session, language=language)
     if document is None:
         raise PermissionDenied(
             N_("Registration is closed until Smart Protect publishes its privacy policy.")
@@ -678,3 +668,31 @@ def user_for_api_token(*, session: Session, raw_token: str, clock: Clock) -> Use
         update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=clock.now())
     )
     return user
+
+
+# -- closing an account --------------------------------------------------------------------
+
+
+def close_account(
+    *, session: Session, user: User, password: str, keyring: Keyring, clock: Clock
+) -> None:
+    """Close an account at its owner's request, confirmed by their password.
+
+    Their data key is destroyed first, so whatever of theirs was sealed (in the ledger, the
+    audit log or a backup) becomes unreadable; then the account and everything hanging off
+    it is deleted. What remains is the pseudonymous record the ledger and the audit log
+    keep as evidence.
+    """
+    if not verify_password(user.password_hash, password):
+        raise ValidationFailed({"password": N_("The password is incorrect.")})
+    _audit_user(session=session, keyring=keyring, clock=clock, user=user, action=Tag.ACCOUNT_CLOSED)
+    keys.destroy_key(session=session, subject_id=user.id, clock=clock)
+    # Queued mail names the address; it goes with the account.
+    session.execute(delete(OutboxMessage).where(OutboxMessage.recipient == user.email))
+    session.delete(user)
+    session.flush()
+
+
+def user_actor(*, keyring: Keyring, user: User) -> str:
+    """How the audit log and the ledger name a user acting on their own behalf."""
+    return audit.user_actor(secret=keyring.secret, user_id=user.id)

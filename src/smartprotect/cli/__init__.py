@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from smartprotect.cli import audit, db, keys, mail, policy, serve
+from smartprotect.cli import audit, compliance, db, keys, mail, policy, serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,3 +19,4 @@ main.add_command(policy.policy)
 main.add_command(mail.mail)
 main.add_command(keys.keys)
 main.add_command(audit.audit)
+main.add_command(compliance.compliance)

@@ -19,7 +19,7 @@ def serve(host: str | None, port: int | None) -> None:
     from smartprotect.config import InsecureSettings
     from smartprotect.privacy.keys.master import MasterKeyError, keyring_from_settings
     from smartprotect.privacy.keys.service import check_master_key
-    from smartprotect.privacy.policy.models import PolicyDocument
+    from smartprotect.privacy.policy.models import PolicyRevision
 
     rt = runtime()
     settings = rt.settings
@@ -37,15 +37,13 @@ def serve(host: str | None, port: int | None) -> None:
     host = host or settings.host
     port = port or settings.port
     with rt.session_factory() as session:
-        published = session.scalar(select(func.count()).select_from(PolicyDocument)) or 0
+        published = session.scalar(select(func.count()).select_from(PolicyRevision)) or 0
     click.echo(f"Smart Protect is serving on http://{host}:{port}/ ({settings.env.value} mode)")
     if not published:
         click.echo(
             "No privacy policy is published yet, so registration is closed. Publish one with:\n"
-            "  .venv/bin/smartprotect policy publish --version 2017-06-15 --lang en \\\n"
-            "      --file policy/2017-06-15.en.txt\n"
-            "  .venv/bin/smartprotect policy publish --version 2017-06-15 --lang ru \\\n"
-            "      --file policy/2017-06-15.ru.txt"
+            "  .venv/bin/smartprotect policy publish --version 2017-06-15 \\\n"
+            "      --en policy/2017-06-15.en.txt --ru policy/2017-06-15.ru.txt"
         )
     app = create_app(settings, engine=rt.engine, keyring=keyring)
     uvicorn.run(

@@ -30,7 +30,7 @@ def policy_in_force(request: Request, db: DbSession, lang: str | None = None) ->
     """The revision in force, in the requested (or negotiated) language if it exists."""
     if lang is not None and lang not in LANGUAGES:
         raise ValidationFailed({"lang": N_("Choose one of the supported languages.")})
-    document = policy.in_force(session=db, language=lang or language_of(request))
+    document = policy.document_in_force(session=db, language=lang or language_of(request))
     if document is None:
         raise NotFound(N_("No privacy policy has been published yet."))
     return PolicyRead(

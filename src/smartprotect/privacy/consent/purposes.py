@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from smartprotect.i18n import N_
-from smartprotect.privacy.consent.models import Purpose
+from smartprotect.privacy.consent.models import Channel, Purpose
 
 OPERATOR = N_("LLP “Smart Service Group” (Smart Protect), Almaty, Tole Bi st. 23A, Kazakhstan")
 TERM_RETENTION = N_(
@@ -118,3 +118,12 @@ TERMS: dict[Purpose, Terms] = {
 
 REQUIRED: tuple[Purpose, ...] = tuple(p for p, t in TERMS.items() if t.required)
 OPTIONAL: tuple[Purpose, ...] = tuple(p for p, t in TERMS.items() if not t.required)
+
+
+CHANNEL_LABELS: dict[Channel, str] = {
+    Channel.WEB: N_("on the site"),
+    Channel.APP: N_("in the application"),
+    Channel.EMAIL_LINK: N_("by a link in an email"),
+    Channel.API: N_("through the API"),
+    Channel.STAFF: N_("by Smart Protect staff"),
+}

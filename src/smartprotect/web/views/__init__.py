@@ -2,8 +2,9 @@
 
 from fastapi import APIRouter
 
-from smartprotect.web.views import accounts, pages
+from smartprotect.web.views import accounts, pages, privacy
 
 router = APIRouter(include_in_schema=False)
 router.include_router(pages.router)
 router.include_router(accounts.router)
+router.include_router(privacy.router)

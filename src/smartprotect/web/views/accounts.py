@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.responses import Response
 
 from smartprotect.accounts import service as accounts
-from smartprotect.accounts.models import User
 from smartprotect.accounts.schemas import (
     ApiTokenCreate,
     LoginRequest,
@@ -40,11 +38,11 @@ from smartprotect.privacy.consent import service as consent
 from smartprotect.privacy.consent.models import Channel
 from smartprotect.privacy.policy import service as policy
 from smartprotect.validation import field_errors
+from smartprotect.web.gates import SignedInUser
 from smartprotect.web.templating import language, render
-from smartprotect.web.views.forms import CheckedForm, checkbox, redirect, require_user, safe_next
+from smartprotect.web.views.forms import CheckedForm, checkbox, redirect, safe_next
 
 router = APIRouter()
-SignedInUser = Annotated[User, Depends(require_user)]
 
 REGISTRATION_FIELDS = ("email", "phone", "last_name", "first_name", "patronymic")
 CONSENT_FIELDS = ("accept_policy", "consent_processing", "marketing_email", "marketing_sms")
@@ -58,7 +56,7 @@ def _links(settings) -> accounts.Links:
 
 
 def _register_page(request, db, settings, *, values=None, errors=None, status_code=200):
-    document = policy.in_force(session=db, language=language(request))
+    document = policy.document_in_force(session=db, language=language(request))
     return render(
         request,
         "accounts/register.html",

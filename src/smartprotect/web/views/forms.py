@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.responses import RedirectResponse
 
-from smartprotect.deps import OptionalUser, SettingsDep
+from smartprotect.deps import SettingsDep
 from smartprotect.web import csrf
 from smartprotect.web.language import is_explicit, localized
 from smartprotect.web.templating import language
@@ -34,14 +34,6 @@ def safe_next(value: str | None) -> str:
     if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
         return value
     return "/account"
-
-
-def require_user(user: OptionalUser):
-    from smartprotect.app import LoginRequired
-
-    if user is None:
-        raise LoginRequired
-    return user
 
 
 def checkbox(form: dict[str, str], name: str) -> bool:

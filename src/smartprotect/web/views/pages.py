@@ -1,4 +1,4 @@
-"""Public pages: home, the privacy policy and the language switcher."""
+"""Public pages: home and the language switcher."""
 
 from __future__ import annotations
 
@@ -8,26 +8,19 @@ from starlette.responses import RedirectResponse, Response
 from smartprotect.deps import DbSession, OptionalUser, SettingsDep
 from smartprotect.i18n import LANGUAGES
 from smartprotect.privacy.policy import service as policy
+from smartprotect.web.gates import PolicyReviewRequired
 from smartprotect.web.language import LANGUAGE_COOKIE, localized
-from smartprotect.web.templating import language, render
+from smartprotect.web.templating import render
 
 router = APIRouter()
 LANGUAGE_COOKIE_MAX_AGE_SECONDS = 60 * 60 * 24 * 365
 
 
 @router.get("/")
-def home(request: Request, settings: SettingsDep, user: OptionalUser) -> Response:
+def home(request: Request, db: DbSession, settings: SettingsDep, user: OptionalUser) -> Response:
+    if user is not None and policy.status(session=db, subject_id=user.id) is policy.Status.PENDING:
+        raise PolicyReviewRequired
     return render(request, "home.html", settings=settings, user=user)
-
-
-@router.get("/privacy")
-def privacy_policy(
-    request: Request, db: DbSession, settings: SettingsDep, user: OptionalUser
-) -> Response:
-    document = policy.in_force(session=db, language=language(request))
-    return render(
-        request, "privacy/policy.html", settings=settings, user=user, context={"document": document}
-    )
 
 
 @router.get("/lang/{code}")
