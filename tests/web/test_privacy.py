@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from smartprotect.accounts.models import User
+from smartprotect.audit.models import AuditEvent
 from smartprotect.db import unit_of_work
 from smartprotect.i18n import translations
 from smartprotect.privacy.consent.models import ConsentEvent, Purpose
@@ -93,6 +94,8 @@ def test_declining_explains_clause_8_3_and_offers_to_close_the_account(
     db.expire_all()
     assert db.scalar(select(func.count()).select_from(User)) == 0
     assert db.get(SubjectKey, user_id).wrapped_key is None  # crypto-shredded
+    tags = db.scalars(select(AuditEvent.action).order_by(AuditEvent.seq)).all()
+    assert tags[-2:] == ["account:user:close", "privacy:key:destroy"]
     # The pseudonymous ledger stays as evidence, but sealed parts are unreadable now.
     assert db.scalar(select(func.count()).select_from(ConsentEvent)) > 0
     assert login_via_web(client, EMAIL).status_code == 401
@@ -104,6 +107,7 @@ def test_the_consents_page_shows_each_consent_and_changes_optional_ones_in_one_c
     for purpose in Purpose:
         assert f'id="consent-{purpose.value}"' in html
     assert "LLP “Smart Service Group” (Smart Protect)" in html
+    assert EMAIL in html  # the subject the consents are about
     assert "condition of the service" in html  # required ones cannot be toggled
     token = form_page(client, "/account/privacy")
 

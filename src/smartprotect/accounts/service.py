@@ -687,6 +687,7 @@ def close_account(
         raise ValidationFailed({"password": N_("The password is incorrect.")})
     _audit_user(session=session, keyring=keyring, clock=clock, user=user, action=Tag.ACCOUNT_CLOSED)
     keys.destroy_key(session=session, subject_id=user.id, clock=clock)
+    _audit_user(session=session, keyring=keyring, clock=clock, user=user, action=Tag.KEY_DESTROYED)
     # Queued mail names the address; it goes with the account.
     session.execute(delete(OutboxMessage).where(OutboxMessage.recipient == user.email))
     session.delete(user)

@@ -22,6 +22,5 @@ class Tag(enum.StrEnum):
     POLICY_PUBLISHED = "privacy:policy:publish"
     POLICY_ACCEPTED = "privacy:policy:accept"
     POLICY_DECLINED = "privacy:policy:decline"
-    KEY_CREATED = "privacy:key:create"
     KEY_DESTROYED = "privacy:key:destroy"
     KEYS_ROTATED = "privacy:key:rotate"
