@@ -235,9 +235,18 @@ def _settings(database_url: str, **overrides) -> Settings:
     return Settings(**values)
 
 
+@pytest.fixture(scope="session")
+def command_key_file(tmp_path_factory) -> Path:
+    from smartprotect.signing import create
+
+    path = tmp_path_factory.mktemp("keys") / "command-signing.key"
+    create(path)
+    return path
+
+
 @pytest.fixture
-def settings(database_url, smtp_port) -> Settings:
-    return _settings(database_url, smtp_port=smtp_port)
+def settings(database_url, smtp_port, command_key_file) -> Settings:
+    return _settings(database_url, smtp_port=smtp_port, command_signing_key_file=command_key_file)
 
 
 @pytest.fixture

@@ -27,10 +27,17 @@ class LiveServer:
 
 @contextmanager
 def live_server(
-    *, database_url: str, smtp_port: int, log_path, env: str = "development", **extra: str
+    *,
+    database_url: str,
+    smtp_port: int,
+    log_path,
+    command_key_file=None,
+    port: int | None = None,
+    env: str = "development",
+    **extra: str,
 ) -> Iterator[LiveServer]:
     """Run `smartprotect serve` in its own process until the block ends."""
-    port = free_port()
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     environment = {
         **os.environ,
@@ -42,6 +49,12 @@ def live_server(
         "SMARTPROTECT_MAIL_BACKEND": "smtp",
         "SMARTPROTECT_SMTP_PORT": str(smtp_port),
         "SMARTPROTECT_MAIL_POLL_SECONDS": "1",
+        "SMARTPROTECT_VAR_DIR": str(Path(log_path).parent / "var"),
+        **(
+            {"SMARTPROTECT_COMMAND_SIGNING_KEY_FILE": str(command_key_file)}
+            if command_key_file
+            else {}
+        ),
         **extra,
     }
     # To a file, not a pipe: nobody reads a pipe while the tests run, and a full one

@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import quote
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
@@ -18,6 +19,7 @@ from smartprotect import __version__
 from smartprotect.clock import Clock, SystemClock
 from smartprotect.config import Settings
 from smartprotect.db import make_engine, make_session_factory
+from smartprotect.devices.signing import command_key_from_settings
 from smartprotect.errors import SmartProtectError
 from smartprotect.i18n import N_, translations
 from smartprotect.mail.worker import OutboxWorker
@@ -43,9 +45,11 @@ def create_app(
     clock: Clock | None = None,
     engine: Engine | None = None,
     keyring: Keyring | None = None,
+    command_key: Ed25519PrivateKey | None = None,
 ) -> FastAPI:
     """Build the application around explicit settings, clock, engine and keys."""
     keyring = keyring or keyring_from_settings(settings)
+    command_key = command_key or command_key_from_settings(settings)
     engine = engine or make_engine(settings)
     session_factory = make_session_factory(engine)
     clock = clock or SystemClock()
@@ -74,6 +78,7 @@ def create_app(
     app.state.session_factory = session_factory
     app.state.clock = clock
     app.state.keyring = keyring
+    app.state.command_key = command_key
     app.state.outbox = outbox
     app.state.templates = make_templates()
 

@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     master_key: SecretStr | None = None
     master_key_file: Path | None = None
     audit_signing_key_file: Path | None = None
+    # Signs every command sent to a device (Ed25519, PEM); development creates one.
+    command_signing_key_file: Path | None = None
+    # How often devices report: rarely to spare the battery, often once marked lost.
+    check_in_seconds: int = 15 * 60
+    lost_check_in_seconds: int = 60
     var_dir: Path = Path("var")
 
     @model_validator(mode="after")

@@ -12,6 +12,8 @@ from smartprotect.accounts import service as accounts
 from smartprotect.accounts.models import User
 from smartprotect.clock import Clock
 from smartprotect.config import Settings
+from smartprotect.devices import service as devices
+from smartprotect.devices.models import Device
 from smartprotect.errors import NotAuthenticated
 from smartprotect.i18n import N_
 from smartprotect.mail.service import QUEUED_FLAG
@@ -89,3 +91,17 @@ def client_address(request: Request) -> str:
 
 def language_of(request: Request) -> str:
     return request.scope.get("state", {}).get("language", "en")
+
+
+def get_device(request: Request, db: DbSession) -> Device:
+    """The device a request comes from, by its credential."""
+    scheme, _, raw = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not raw.strip():
+        raise NotAuthenticated(N_("Send the device credential as 'Authorization: Bearer <token>'."))
+    device = devices.device_for_credential(session=db, raw=raw.strip())
+    if device is None:
+        raise NotAuthenticated(N_("The device credential is invalid or revoked."))
+    return device
+
+
+CurrentDevice = Annotated[Device, Depends(get_device)]

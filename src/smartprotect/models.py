@@ -3,6 +3,7 @@
 from smartprotect.accounts.models import ApiToken, EmailToken, LoginAttempt, User, WebSession
 from smartprotect.audit.models import AuditChainHead, AuditEvent
 from smartprotect.db import Base
+from smartprotect.devices.models import Device, DeviceLocation, EnrollmentCode
 from smartprotect.mail.models import OutboxMessage
 from smartprotect.privacy.consent.models import ConsentEvent
 from smartprotect.privacy.keys.models import SubjectKey
@@ -19,7 +20,10 @@ __all__ = [
     "AuditEvent",
     "Base",
     "ConsentEvent",
+    "Device",
+    "DeviceLocation",
     "EmailToken",
+    "EnrollmentCode",
     "LoginAttempt",
     "OutboxMessage",
     "PolicyAcceptance",

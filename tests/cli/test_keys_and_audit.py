@@ -96,7 +96,7 @@ def test_audit_anchor_is_signed_and_pins_the_chain(
 ):
     _events(session_factory, clock, keyring)
     key_file = tmp_path / "signing.pem"
-    from smartprotect.audit.anchor import create_signing_key
+    from smartprotect.signing import create as create_signing_key
 
     create_signing_key(key_file)
     env = _env(database_url, tmp_path, SMARTPROTECT_AUDIT_SIGNING_KEY_FILE=str(key_file))

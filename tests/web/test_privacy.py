@@ -12,6 +12,7 @@ from smartprotect.audit.models import AuditEvent
 from smartprotect.db import unit_of_work
 from smartprotect.i18n import translations
 from smartprotect.privacy.consent.models import ConsentEvent, Purpose
+from smartprotect.privacy.consent.purposes import PER_DEVICE
 from smartprotect.privacy.keys.models import SubjectKey
 from smartprotect.privacy.policy import service as policy
 from tests.conftest import link_in
@@ -105,7 +106,9 @@ def test_the_consents_page_shows_each_consent_and_changes_optional_ones_in_one_c
     client = signed_in
     html = client.get("/account/privacy").text
     for purpose in Purpose:
-        assert f'id="consent-{purpose.value}"' in html
+        # Device permissions are given per device, on that device's page.
+        shown = f'id="consent-{purpose.value}"' in html
+        assert shown == (purpose not in PER_DEVICE), purpose
     assert "LLP “Smart Service Group” (Smart Protect)" in html
     assert EMAIL in html  # the subject the consents are about
     assert "condition of the service" in html  # required ones cannot be toggled

@@ -17,6 +17,8 @@ class Tag(enum.StrEnum):
     ACCOUNT_API_TOKEN_CREATED = "account:api_token:create"
     ACCOUNT_API_TOKEN_REVOKED = "account:api_token:revoke"
     ACCOUNT_CLOSED = "account:user:close"
+    DEVICE_ENROLLMENT_CODE_CREATED = "device:enrollment_code:create"
+    DEVICE_ENROLLED = "device:device:enroll"
     CONSENT_GRANTED = "privacy:consent:grant"
     CONSENT_WITHDRAWN = "privacy:consent:withdraw"
     POLICY_PUBLISHED = "privacy:policy:publish"

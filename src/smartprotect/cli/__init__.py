@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from smartprotect.cli import audit, compliance, db, keys, mail, policy, serve
+from smartprotect.cli import agent, audit, compliance, db, keys, mail, policy, serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -14,6 +14,7 @@ def main() -> None:
 
 
 main.add_command(serve.serve)
+main.add_command(agent.agent)
 main.add_command(db.db)
 main.add_command(policy.policy)
 main.add_command(mail.mail)

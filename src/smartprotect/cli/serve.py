@@ -17,9 +17,11 @@ def serve(host: str | None, port: int | None) -> None:
 
     from smartprotect.app import create_app
     from smartprotect.config import InsecureSettings
+    from smartprotect.devices.signing import command_key_from_settings
     from smartprotect.privacy.keys.master import MasterKeyError, keyring_from_settings
     from smartprotect.privacy.keys.service import check_master_key
     from smartprotect.privacy.policy.models import PolicyRevision
+    from smartprotect.signing import SigningKeyError
 
     rt = runtime()
     settings = rt.settings
@@ -32,7 +34,8 @@ def serve(host: str | None, port: int | None) -> None:
         keyring = keyring_from_settings(settings)
         with rt.session_factory() as session:
             check_master_key(session=session, master=keyring.master)
-    except MasterKeyError as exc:
+        command_key = command_key_from_settings(settings)
+    except (MasterKeyError, SigningKeyError) as exc:
         raise click.ClickException(f"cannot start: {exc}") from exc
     host = host or settings.host
     port = port or settings.port
@@ -45,7 +48,7 @@ def serve(host: str | None, port: int | None) -> None:
             "  .venv/bin/smartprotect policy publish --version 2017-06-15 \\\n"
             "      --en policy/2017-06-15.en.txt --ru policy/2017-06-15.ru.txt"
         )
-    app = create_app(settings, engine=rt.engine, keyring=keyring)
+    app = create_app(settings, engine=rt.engine, keyring=keyring, command_key=command_key)
     uvicorn.run(
         app,
         host=host,

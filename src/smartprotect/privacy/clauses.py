@@ -58,6 +58,7 @@ class Clause:
 # Dotted paths, spelled once.
 _SP = "smartprotect."
 ACCOUNTS = _SP + "accounts.service."
+DEVICES = _SP + "devices.service."
 SCHEMAS = _SP + "accounts.schemas."
 AUDIT = _SP + "audit.service."
 CONSENT = _SP + "privacy.consent.service."
@@ -71,6 +72,9 @@ APPEND_ONLY = _SP + "migrations.append_only.protect"
 
 # Test files, spelled once.
 T_ACCOUNTS = "tests/accounts/test_service.py::"
+T_AGENT_E2E = "tests/agent/test_end_to_end.py::"
+T_API_AGENT = "tests/api/test_agent.py::"
+T_DEVICES = "tests/devices/test_service.py::"
 T_API = "tests/api/test_v1.py::"
 T_AUDIT = "tests/audit/test_service.py::"
 T_CLI_AUDIT = "tests/cli/test_keys_and_audit.py::"
@@ -162,11 +166,21 @@ CLAUSES: tuple[Clause, ...] = (
     Clause(
         number="1.5",
         title=N_("Administrator rights on the mobile device for anti-theft wiping"),
-        status=PLANNED,
+        status=PARTIAL,
+        controls=(
+            DEVICES + "create_enrollment_code",
+            DEVICES + "enroll",
+            _SP + "cli.agent.enroll",
+        ),
+        tests=(
+            T_DEVICES + "test_the_device_gets_only_what_both_owner_and_machine_allow",
+            T_AGENT_E2E + "test_enroll_check_in_and_buffer_while_offline",
+        ),
         reason=N_(
-            "The mobile Application is not part of this service yet: nothing asks for, grants "
-            "or records administrator rights on a device or a remote wipe. Missing: recording "
-            "the User's permission before the Application uses those rights."
+            "Exists: the owner chooses on the dashboard what a device may do (locate, ring, "
+            "lock, wipe, report accounts); the machine's administrator must also allow a wipe "
+            "(--allow-wipe); each choice is a consent event for that device. Missing: the "
+            "commands themselves (ring, lock, wipe) and their delivery to the agent."
         ),
     ),
     # -- 2. Information received by Smart Protect ------------------------------------------
@@ -266,11 +280,15 @@ CLAUSES: tuple[Clause, ...] = (
     Clause(
         number="2.3.4",
         title=N_("User accounts on the mobile device"),
-        status=PLANNED,
+        status=PARTIAL,
+        controls=(DEVICES + "check_in", DEVICES + "accounts_of"),
+        tests=(
+            T_DEVICES + "test_nothing_unpermitted_is_stored",
+            T_DEVICES + "test_withdrawn_consent_stops_storage_at_once",
+        ),
         reason=N_(
-            "Nothing collects the accounts on a device. Missing: the mobile Application, which "
-            "would read them, is not part of this service yet; what it sends must be sealed "
-            "with the subject's key."
+            "Exists: the agent reports a device's accounts only if the owner permitted it, and "
+            "they are stored sealed with the owner's key. Missing: the 1-year retention."
         ),
     ),
     Clause(
@@ -290,11 +308,17 @@ CLAUSES: tuple[Clause, ...] = (
     Clause(
         number="2.3.6",
         title=N_("Geolocation of the User's mobile device"),
-        status=PLANNED,
+        status=PARTIAL,
+        controls=(DEVICES + "check_in", DEVICES + "locations"),
+        tests=(
+            T_DEVICES + "test_check_in_stores_sealed_locations_and_battery",
+            T_API_AGENT + "test_bad_coordinates_are_refused",
+            T_AGENT_E2E + "test_enroll_check_in_and_buffer_while_offline",
+        ),
         reason=N_(
-            "No device or location data is collected: the devices feature does not exist yet. "
-            "Missing: storing locations sealed with the subject's key, with a retention limit, "
-            "once the Application sends them."
+            "Exists: devices report fixes (coordinates, accuracy, method, time), stored sealed "
+            "with the owner's key and only while the owner permits locating that device. "
+            "Missing: the 1-year retention of location history."
         ),
     ),
     Clause(

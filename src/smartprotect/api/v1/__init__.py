@@ -2,8 +2,9 @@
 
 from fastapi import APIRouter
 
-from smartprotect.api.v1 import accounts, policy
+from smartprotect.api.v1 import accounts, agent, policy
 
 router = APIRouter()
 router.include_router(accounts.router)
 router.include_router(policy.router)
+router.include_router(agent.router)

@@ -22,6 +22,12 @@ class Purpose(enum.StrEnum):
     MARKETING_SMS = "marketing_sms"
     # Clause 2.2: cookies beyond those the site needs to work.
     ANALYTICS_COOKIES = "analytics_cookies"
+    # Clause 1.5 and 2.3.4/2.3.6: what the owner lets the Application do on one device.
+    DEVICE_LOCATE = "device_locate"
+    DEVICE_RING = "device_ring"
+    DEVICE_LOCK = "device_lock"
+    DEVICE_WIPE = "device_wipe"
+    DEVICE_ACCOUNTS = "device_accounts"
 
 
 class ConsentAction(enum.StrEnum):
@@ -49,6 +55,8 @@ class ConsentEvent(Base):
     uid: Mapped[uuid.UUID] = mapped_column(unique=True, default=uuid.uuid4)
     # No foreign key: the ledger is evidence and outlives the account (pseudonymous by then).
     subject_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    # What the consent is limited to, if not the whole account: "device:<id>".
+    scope: Mapped[str | None] = mapped_column(String(64))
     purpose: Mapped[Purpose] = mapped_column(str_enum(Purpose, 40))
     action: Mapped[ConsentAction] = mapped_column(str_enum(ConsentAction, 16))
     policy_document_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("policy_documents.id"))

@@ -30,6 +30,8 @@ class Terms:
     # Required consents are the condition of the service; withdrawing them means closing
     # the account (clause 8.3), not toggling a switch.
     required: bool
+    # Given for one device at enrollment (and changed on that device's page).
+    per_device: bool = False
 
 
 _PERSONAL_DATA = (
@@ -116,8 +118,65 @@ TERMS: dict[Purpose, Terms] = {
     ),
 }
 
+
+def _device_terms(purpose: Purpose, label: str, statement: str, data: tuple[str, ...]) -> Terms:
+    return Terms(
+        purpose=purpose,
+        clause="1.5",
+        label=label,
+        statement=statement,
+        data=data,
+        term=TERM_RETENTION,
+        third_parties=False,
+        abroad=False,
+        required=False,
+        per_device=True,
+    )
+
+
+TERMS.update(
+    {
+        Purpose.DEVICE_LOCATE: _device_terms(
+            Purpose.DEVICE_LOCATE,
+            N_("Locate this device (clause 2.3.6)"),
+            N_("Let the Application report where this device is, so I can find it."),
+            (N_("geolocation of the device"),),
+        ),
+        Purpose.DEVICE_RING: _device_terms(
+            Purpose.DEVICE_RING,
+            N_("Make this device ring (clause 1.5)"),
+            N_("Let the Application play a loud alarm on this device when I ask."),
+            (),
+        ),
+        Purpose.DEVICE_LOCK: _device_terms(
+            Purpose.DEVICE_LOCK,
+            N_("Lock this device (clause 1.5)"),
+            N_("Let the Application lock this device and show my message when I ask."),
+            (),
+        ),
+        Purpose.DEVICE_WIPE: _device_terms(
+            Purpose.DEVICE_WIPE,
+            N_("Remove personal information from this device (clause 1.5)"),
+            N_(
+                "Let the Application use administrator rights to remove the personal "
+                "information on this device when I ask, as protection against theft."
+            ),
+            (),
+        ),
+        Purpose.DEVICE_ACCOUNTS: _device_terms(
+            Purpose.DEVICE_ACCOUNTS,
+            N_("Report the accounts on this device (clause 2.3.4)"),
+            N_("Let the Application report which user accounts exist on this device."),
+            (N_("user accounts on the device"),),
+        ),
+    }
+)
+
 REQUIRED: tuple[Purpose, ...] = tuple(p for p, t in TERMS.items() if t.required)
-OPTIONAL: tuple[Purpose, ...] = tuple(p for p, t in TERMS.items() if not t.required)
+OPTIONAL: tuple[Purpose, ...] = tuple(
+    p for p, t in TERMS.items() if not t.required and not t.per_device
+)
+PER_DEVICE: tuple[Purpose, ...] = tuple(p for p, t in TERMS.items() if t.per_device)
 
 
 CHANNEL_LABELS: dict[Channel, str] = {

@@ -46,6 +46,7 @@ def record(
     clock: Clock,
     user_agent: str | None = None,
     client_ip: str | None = None,
+    scope: str | None = None,
 ) -> ConsentEvent:
     """Append one grant or withdrawal to the ledger, and audit it."""
     uid = uuid.uuid4()
@@ -64,6 +65,7 @@ def record(
         uid=uid,
         sealed_user_agent=sealed,
         subject_id=subject_id,
+        scope=scope,
         purpose=purpose,
         action=action,
         policy_document_id=policy_document_id,
@@ -82,30 +84,44 @@ def record(
         secret=keyring.secret,
         subject_id=subject_id,
         purpose=purpose.value,
-        details={"channel": channel.value, "consent_event": event.id},
+        details={"channel": channel.value, "consent_event": event.id, "scope": scope},
     )
     return event
 
 
-def _events(*, session: Session, subject_id: uuid.UUID):
+def _in_scope(scope: str | None):
+    return ConsentEvent.scope.is_(None) if scope is None else ConsentEvent.scope == scope
+
+
+def _events(*, session: Session, subject_id: uuid.UUID, scope: str | None = None):
     return session.scalars(
-        select(ConsentEvent).where(ConsentEvent.subject_id == subject_id).order_by(ConsentEvent.id)
+        select(ConsentEvent)
+        .where(ConsentEvent.subject_id == subject_id, _in_scope(scope))
+        .order_by(ConsentEvent.id)
     )
 
 
-def current_state(*, session: Session, subject_id: uuid.UUID) -> dict[Purpose, bool]:
+def current_state(
+    *, session: Session, subject_id: uuid.UUID, scope: str | None = None
+) -> dict[Purpose, bool]:
     """Each purpose's state now, derived from the latest event about it (none: not given)."""
     state = dict.fromkeys(Purpose, False)
-    for event in _events(session=session, subject_id=subject_id):
+    for event in _events(session=session, subject_id=subject_id, scope=scope):
         state[event.purpose] = event.action is ConsentAction.GRANT
     return state
 
 
-def is_permitted(*, session: Session, subject_id: uuid.UUID, purpose: Purpose) -> bool:
-    """May we process this subject's data for this purpose now?"""
+def is_permitted(
+    *, session: Session, subject_id: uuid.UUID, purpose: Purpose, scope: str | None = None
+) -> bool:
+    """May we process this subject's data for this purpose now (on this device, if scoped)?"""
     latest = session.scalar(
         select(ConsentEvent.action)
-        .where(ConsentEvent.subject_id == subject_id, ConsentEvent.purpose == purpose)
+        .where(
+            ConsentEvent.subject_id == subject_id,
+            ConsentEvent.purpose == purpose,
+            _in_scope(scope),
+        )
         .order_by(ConsentEvent.id.desc())
         .limit(1)
     )

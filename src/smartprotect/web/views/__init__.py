@@ -2,9 +2,10 @@
 
 from fastapi import APIRouter
 
-from smartprotect.web.views import accounts, pages, privacy
+from smartprotect.web.views import accounts, devices, pages, privacy
 
 router = APIRouter(include_in_schema=False)
 router.include_router(pages.router)
 router.include_router(accounts.router)
 router.include_router(privacy.router)
+router.include_router(devices.router)

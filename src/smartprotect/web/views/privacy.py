@@ -150,7 +150,7 @@ def close_account(
 def _consents_context(db, keyring, user) -> dict[str, object]:
     history = consent.history(session=db, keyring=keyring, subject_id=user.id)
     return {
-        "terms": TERMS,
+        "terms": {p: t for p, t in TERMS.items() if not t.per_device},
         "operator": OPERATOR,
         "channel_labels": CHANNEL_LABELS,
         "state": consent.current_state(session=db, subject_id=user.id),

@@ -1,0 +1,49 @@
+"""Talking to the server: enrollment and check-in over HTTPS (JSON)."""
+
+from __future__ import annotations
+
+import httpx
+
+from smartprotect import __version__
+from smartprotect.agent.constants import HTTP_TIMEOUT_SECONDS
+
+
+class ServerRefused(RuntimeError):
+    """The server answered with an error that retrying will not fix."""
+
+
+def _raise_for_problem(response: httpx.Response) -> None:
+    if response.is_success:
+        return
+    try:
+        body = response.json()
+        detail = body.get("detail") or body
+        errors = body.get("errors")
+    except ValueError:
+        detail, errors = response.text[:200], None
+    message = f"{response.status_code}: {detail}" + (f" {errors}" if errors else "")
+    if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
+        raise ServerRefused(message)
+    raise httpx.HTTPStatusError(message, request=response.request, response=response)
+
+
+def enroll(*, server: str, code: str, platform: str, allowed: list[str]) -> dict:
+    response = httpx.post(
+        f"{server.rstrip('/')}/api/v1/agent/enroll",
+        json={"code": code, "platform": platform, "agent_version": __version__,
+              "allowed": allowed},
+        timeout=HTTP_TIMEOUT_SECONDS,
+    )  # fmt: skip
+    _raise_for_problem(response)
+    return response.json()
+
+
+def check_in(*, server: str, credential: str, report: dict) -> dict:
+    response = httpx.post(
+        f"{server.rstrip('/')}/api/v1/agent/check-in",
+        json=report,
+        headers={"Authorization": f"Bearer {credential}"},
+        timeout=HTTP_TIMEOUT_SECONDS,
+    )
+    _raise_for_problem(response)
+    return response.json()

@@ -1,0 +1,71 @@
+"""The agent's state directory: what enrollment gave it, kept readable by its owner only."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from smartprotect.agent.constants import (
+    CREDENTIAL_FILE,
+    PRIVATE_DIR_MODE,
+    PRIVATE_FILE_MODE,
+    STATE_FILE,
+)
+
+
+class NotEnrolled(RuntimeError):
+    pass
+
+
+@dataclass
+class AgentState:
+    server: str
+    device_id: str
+    capabilities: list[str]
+    command_public_key: str
+    check_in_seconds: int
+    wipe_paths: list[str] = field(default_factory=list)
+    fixed_location: list[float] | None = None
+
+
+def default_state_dir() -> Path:
+    if os.geteuid() == 0:
+        return Path("/var/lib/smartprotect-agent")
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "smartprotect-agent"
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file atomically, readable and writable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(descriptor, PRIVATE_FILE_MODE)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def save(directory: Path, state: AgentState, credential: str | None = None) -> None:
+    write_private(directory / STATE_FILE, json.dumps(asdict(state), indent=2))
+    if credential is not None:
+        write_private(directory / CREDENTIAL_FILE, credential)
+
+
+def load(directory: Path) -> tuple[AgentState, str]:
+    try:
+        state = AgentState(**json.loads((directory / STATE_FILE).read_text()))
+        credential = (directory / CREDENTIAL_FILE).read_text().strip()
+    except FileNotFoundError:
+        raise NotEnrolled(
+            f"no agent is enrolled in {directory}; run `smartprotect agent enroll` first"
+        ) from None
+    return state, credential

@@ -1,0 +1,56 @@
+"""The device agent's API: enrollment and check-in, authenticated by the device credential."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, status
+
+from smartprotect.deps import ClockDep, CurrentDevice, DbSession, KeyringDep, SettingsDep
+from smartprotect.devices import service as devices
+from smartprotect.devices.schemas import CheckIn, CheckInResponse, EnrollRequest, EnrollResponse
+from smartprotect.signing import public_text
+
+router = APIRouter(prefix="/agent", tags=["agent"])
+
+
+@router.post("/enroll", status_code=status.HTTP_201_CREATED, response_model=EnrollResponse)
+def enroll(
+    request: Request,
+    body: EnrollRequest,
+    db: DbSession,
+    settings: SettingsDep,
+    clock: ClockDep,
+    keyring: KeyringDep,
+) -> EnrollResponse:
+    """Exchange a one-time enrollment code for this device's credential (shown only here)."""
+    device, credential = devices.enroll(session=db, keyring=keyring, request=body, clock=clock)
+    return EnrollResponse(
+        device_id=device.id,
+        credential=credential,
+        capabilities=device.capabilities,
+        command_public_key=public_text(request.app.state.command_key.public_key()),
+        check_in_seconds=settings.check_in_seconds,
+    )
+
+
+@router.post("/check-in", response_model=CheckInResponse)
+def check_in(
+    body: CheckIn,
+    device: CurrentDevice,
+    db: DbSession,
+    settings: SettingsDep,
+    clock: ClockDep,
+    keyring: KeyringDep,
+) -> CheckInResponse:
+    """Report location, battery and (if permitted) accounts; the answer says when to come back."""
+    stored, accounts_stored = devices.check_in(
+        session=db, keyring=keyring, device=device, report=body, clock=clock
+    )
+    return CheckInResponse(
+        check_in_after_seconds=devices.next_check_in(
+            device,
+            check_in_seconds=settings.check_in_seconds,
+            lost_check_in_seconds=settings.lost_check_in_seconds,
+        ),
+        locations_stored=stored,
+        accounts_stored=accounts_stored,
+    )

@@ -1,0 +1,125 @@
+"""`smartprotect agent ...`: the device agent (Linux first)."""
+
+from __future__ import annotations
+
+import logging
+import platform as platform_module
+from pathlib import Path
+
+import click
+
+STATE_DIR = click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the agent keeps its state (default: /var/lib/smartprotect-agent as root, "
+    "else ~/.local/state/smartprotect-agent).",
+)
+
+
+def _directory(state_dir: Path | None) -> Path:
+    from smartprotect.agent.state import default_state_dir
+
+    return state_dir or default_state_dir()
+
+
+@click.group()
+def agent() -> None:
+    """Protect this machine: enroll it, then keep it checking in."""
+
+
+@agent.command()
+@click.option(
+    "--server", required=True, help="The Smart Protect server, e.g. https://smprotect.com"
+)
+@click.option("--code", required=True, help="The enrollment code shown on the dashboard.")
+@click.option(
+    "--allow-wipe",
+    is_flag=True,
+    help="Let the owner wipe this machine remotely (off unless given, whatever the "
+    "dashboard says).",
+)
+@click.option(
+    "--wipe-path",
+    "wipe_paths",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A directory a wipe removes; repeat for several.",
+)
+@click.option(
+    "--fixed-location",
+    help="This machine's location as LAT,LON[,ACCURACY_M], for machines without GPS.",
+)
+@STATE_DIR
+def enroll(
+    server: str,
+    code: str,
+    allow_wipe: bool,
+    wipe_paths: tuple[Path, ...],
+    fixed_location: str | None,
+    state_dir: Path | None,
+) -> None:
+    """Enroll this machine with a one-time code from the dashboard."""
+    from smartprotect.agent import client
+    from smartprotect.agent.state import AgentState, save
+
+    location = None
+    if fixed_location:
+        try:
+            parts = [float(part) for part in fixed_location.split(",")]
+        except ValueError:
+            raise click.BadParameter(
+                "give LAT,LON[,ACCURACY_M]", param_hint="--fixed-location"
+            ) from None
+        if len(parts) not in (2, 3) or not (-90 <= parts[0] <= 90 and -180 <= parts[1] <= 180):
+            raise click.BadParameter("give LAT,LON[,ACCURACY_M]", param_hint="--fixed-location")
+        location = [parts[0], parts[1], parts[2] if len(parts) == 3 else 100.0]
+    if wipe_paths and not allow_wipe:
+        raise click.UsageError("--wipe-path needs --allow-wipe")
+    allowed = ["locate", "ring", "lock", "report_accounts"] + (["wipe"] if allow_wipe else [])
+    directory = _directory(state_dir)
+    try:
+        answer = client.enroll(
+            server=server, code=code, platform=platform_module.system().lower(), allowed=allowed
+        )
+    except client.ServerRefused as exc:
+        raise click.ClickException(f"enrollment refused: {exc}") from exc
+    except Exception as exc:
+        raise click.ClickException(f"cannot reach {server}: {exc}") from exc
+    state = AgentState(
+        server=server,
+        device_id=answer["device_id"],
+        capabilities=answer["capabilities"],
+        command_public_key=answer["command_public_key"],
+        check_in_seconds=answer["check_in_seconds"],
+        wipe_paths=[str(path.resolve()) for path in wipe_paths],
+        fixed_location=location,
+    )
+    save(directory, state, credential=answer["credential"])
+    click.echo(f"Enrolled as device {state.device_id} with: {', '.join(state.capabilities)}.")
+    click.echo(f"State kept in {directory}. Start it with: smartprotect agent run")
+
+
+@agent.command()
+@click.option("--once", is_flag=True, help="Run one cycle and exit.")
+@STATE_DIR
+def run(once: bool, state_dir: Path | None) -> None:
+    """Keep checking in and carrying out the owner's commands."""
+    from smartprotect.agent import client
+    from smartprotect.agent.runner import Agent
+    from smartprotect.agent.state import NotEnrolled
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        agent_ = Agent(_directory(state_dir))
+        agent_.run(once=once)
+    except NotEnrolled as exc:
+        raise click.ClickException(str(exc)) from exc
+    except client.ServerRefused as exc:
+        raise click.ClickException(f"the server refused this device: {exc}") from exc
+    except Exception as exc:
+        if not once:
+            raise
+        raise click.ClickException(f"check-in failed: {exc}") from exc
+    if once:
+        click.echo("Checked in.")

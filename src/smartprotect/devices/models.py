@@ -1,0 +1,81 @@
+"""Protected devices: enrollment codes, the devices themselves and their reported locations."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from smartprotect.db import Model
+
+
+class Capability(enum.StrEnum):
+    """What the owner lets the Application do on a device (clause 1.5)."""
+
+    LOCATE = "locate"
+    RING = "ring"
+    LOCK = "lock"
+    WIPE = "wipe"
+    REPORT_ACCOUNTS = "report_accounts"
+
+
+class EnrollmentCode(Model):
+    """A one-time code the owner types into the agent; only its hash is kept."""
+
+    __tablename__ = "enrollment_codes"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    device_name: Mapped[str] = mapped_column(String(100))
+    capabilities: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class Device(Model):
+    __tablename__ = "devices"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    platform: Mapped[str] = mapped_column(String(32))
+    agent_version: Mapped[str | None] = mapped_column(String(32))
+    credential_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    capabilities: Mapped[list[str]] = mapped_column(JSON)
+    enrolled_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime | None]
+    battery_percent: Mapped[int | None]
+    # The OS accounts on the device (clause 2.3.4), sealed with the owner's key, and only
+    # ever stored when the owner allowed the device to report them.
+    sealed_accounts: Mapped[bytes | None] = mapped_column(LargeBinary)
+    lost: Mapped[bool] = mapped_column(default=False)
+    revoked_at: Mapped[datetime | None]
+
+    def permits(self, capability: Capability) -> bool:
+        return capability.value in self.capabilities
+
+
+class LocationMethod(enum.StrEnum):
+    GPS = "gps"
+    WIFI = "wifi"
+    CELL = "cell"
+    IP = "ip"
+    MANUAL = "manual"
+
+
+class DeviceLocation(Model):
+    """One reported fix (clause 2.3.6); coordinates, accuracy and method sealed together."""
+
+    __tablename__ = "device_locations"
+    __table_args__ = (Index("ix_device_locations_device_fix", "device_id", "fixed_at"),)
+
+    device_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    # When the device took the fix, and when we received it (the retention clock).
+    fixed_at: Mapped[datetime]
+    received_at: Mapped[datetime] = mapped_column(index=True)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)

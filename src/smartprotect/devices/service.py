@@ -1,0 +1,264 @@
+"""Enrolling devices with the owner's permission, and what they report when they check in."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from smartprotect.accounts.models import User
+from smartprotect.audit import service as audit
+from smartprotect.audit.tags import Tag
+from smartprotect.clock import Clock
+from smartprotect.devices.models import Capability, Device, DeviceLocation, EnrollmentCode
+from smartprotect.devices.schemas import CheckIn, EnrollRequest, LocationFix, LocationRead
+from smartprotect.errors import NotFound, ValidationFailed
+from smartprotect.i18n import N_
+from smartprotect.privacy.consent import service as consent
+from smartprotect.privacy.consent.models import Channel, ConsentAction, Purpose
+from smartprotect.privacy.keys import service as keys
+from smartprotect.privacy.keys.master import Keyring
+from smartprotect.privacy.policy import service as policy
+from smartprotect.security import hash_token, new_token
+
+ENROLLMENT_CODE_TTL = timedelta(minutes=15)
+# Unambiguous when read aloud or typed: no 0/O, 1/I/L.
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+CODE_LENGTH = 12
+CODE_GROUP = 4
+DEVICE_CREDENTIAL_PREFIX = "spdc_"
+# A device's clock may run a little ahead of ours; more than this is a bad fix.
+MAX_CLOCK_SKEW = timedelta(minutes=2)
+DEVICES_PER_USER = 50
+
+CAPABILITY_PURPOSE: dict[Capability, Purpose] = {
+    Capability.LOCATE: Purpose.DEVICE_LOCATE,
+    Capability.RING: Purpose.DEVICE_RING,
+    Capability.LOCK: Purpose.DEVICE_LOCK,
+    Capability.WIPE: Purpose.DEVICE_WIPE,
+    Capability.REPORT_ACCOUNTS: Purpose.DEVICE_ACCOUNTS,
+}
+
+
+def normalise_code(code: str) -> str:
+    return "".join(ch for ch in code.upper() if ch.isalnum())
+
+
+def scope_of(device_id: uuid.UUID) -> str:
+    return f"device:{device_id}"
+
+
+def create_enrollment_code(
+    *,
+    session: Session,
+    keyring: Keyring,
+    user: User,
+    device_name: str,
+    capabilities: list[Capability],
+    clock: Clock,
+) -> tuple[EnrollmentCode, str]:
+    """A one-time code, valid for 15 minutes, that enrolls one device with these permissions."""
+    raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+    now = clock.now()
+    code = EnrollmentCode(
+        user_id=user.id,
+        code_hash=hash_token(raw),
+        device_name=device_name,
+        capabilities=sorted({c.value for c in capabilities}),
+        created_at=now,
+        expires_at=now + ENROLLMENT_CODE_TTL,
+    )
+    session.add(code)
+    session.flush()
+    audit.record_event(
+        session=session, clock=clock, action=Tag.DEVICE_ENROLLMENT_CODE_CREATED,
+        actor=audit.user_actor(secret=keyring.secret, user_id=user.id), secret=keyring.secret,
+        subject_id=user.id, details={"capabilities": code.capabilities},
+    )  # fmt: skip
+    shown = "-".join(raw[i : i + CODE_GROUP] for i in range(0, CODE_LENGTH, CODE_GROUP))
+    return code, shown
+
+
+def enroll(
+    *, session: Session, keyring: Keyring, request: EnrollRequest, clock: Clock
+) -> tuple[Device, str]:
+    """Exchange a code for a device credential; returns the device and the raw credential."""
+    now = clock.now()
+    code = session.scalar(
+        select(EnrollmentCode)
+        .where(EnrollmentCode.code_hash == hash_token(normalise_code(request.code)))
+        .with_for_update()
+    )
+    if code is None or code.used_at is not None or code.expires_at <= now:
+        raise NotFound(N_("This enrollment code is unknown, expired or already used."))
+    user = session.get(User, code.user_id)
+    if user is None:
+        raise NotFound(N_("This enrollment code is unknown, expired or already used."))
+    code.used_at = now
+    allowed = {c.value for c in request.allowed}
+    capabilities = sorted(c for c in code.capabilities if c in allowed)
+    raw = new_token(DEVICE_CREDENTIAL_PREFIX)
+    device = Device(
+        user_id=user.id,
+        name=code.device_name,
+        platform=request.platform,
+        agent_version=request.agent_version,
+        credential_hash=hash_token(raw),
+        capabilities=capabilities,
+        enrolled_at=now,
+        lost=False,
+    )
+    session.add(device)
+    session.flush()
+    revision = policy.in_force(session=session)
+    actor = audit.user_actor(secret=keyring.secret, user_id=user.id)
+    if revision is not None:
+        document = policy.document_of(revision, user.language)
+        # Every capability is a choice on this device: granted ones and refused ones alike.
+        for capability, purpose in CAPABILITY_PURPOSE.items():
+            consent.record(
+                session=session, keyring=keyring, subject_id=user.id, purpose=purpose,
+                action=(
+                    ConsentAction.GRANT if capability.value in capabilities
+                    else ConsentAction.WITHDRAW
+                ),
+                policy_document_id=document.id, channel=Channel.APP, actor=actor, clock=clock,
+                scope=scope_of(device.id),
+            )  # fmt: skip
+    audit.record_event(
+        session=session, clock=clock, action=Tag.DEVICE_ENROLLED, actor=actor,
+        secret=keyring.secret, subject_id=user.id,
+        details={"device": str(device.id), "platform": device.platform,
+                 "capabilities": capabilities},
+    )  # fmt: skip
+    return device, raw
+
+
+def device_for_credential(*, session: Session, raw: str) -> Device | None:
+    """The enrolled, unrevoked device a credential belongs to."""
+    device = session.scalar(select(Device).where(Device.credential_hash == hash_token(raw)))
+    if device is None or device.revoked_at is not None:
+        return None
+    return device
+
+
+def _may(session: Session, device: Device, capability: Capability) -> bool:
+    # Both the device's recorded permission and the owner's consent, which can be withdrawn.
+    return device.permits(capability) and consent.is_permitted(
+        session=session,
+        subject_id=device.user_id,
+        purpose=CAPABILITY_PURPOSE[capability],
+        scope=scope_of(device.id),
+    )
+
+
+def _seal_fix(session: Session, keyring: Keyring, device: Device, row_id, fix: LocationFix):
+    payload = {
+        "latitude": fix.latitude,
+        "longitude": fix.longitude,
+        "accuracy_m": fix.accuracy_m,
+        "method": fix.method.value,
+    }
+    return keys.encrypt_field(
+        session=session, master=keyring.master, subject_id=device.user_id,
+        table=DeviceLocation.__tablename__, column="sealed", row_id=row_id,
+        plaintext=json.dumps(payload),
+    )  # fmt: skip
+
+
+def check_in(
+    *, session: Session, keyring: Keyring, device: Device, report: CheckIn, clock: Clock
+) -> tuple[int, bool]:
+    """Store what a device reports; returns how many fixes were stored and whether its
+    accounts were. Nothing it was not permitted to report is kept."""
+    now = clock.now()
+    future = [i for i, fix in enumerate(report.locations) if fix.fixed_at > now + MAX_CLOCK_SKEW]
+    if future:
+        raise ValidationFailed(
+            {f"locations.{future[0]}.fixed_at": N_("This fix is time-stamped in the future.")}
+        )
+    device.last_seen_at = now
+    if report.battery_percent is not None:
+        device.battery_percent = report.battery_percent
+    if report.agent_version:
+        device.agent_version = report.agent_version
+    stored = 0
+    if report.locations and _may(session, device, Capability.LOCATE):
+        for fix in report.locations:
+            row_id = uuid.uuid4()
+            session.add(
+                DeviceLocation(
+                    id=row_id, device_id=device.id, fixed_at=fix.fixed_at, received_at=now,
+                    sealed=_seal_fix(session, keyring, device, row_id, fix),
+                )
+            )  # fmt: skip
+            stored += 1
+    accounts_stored = False
+    if report.accounts is not None and _may(session, device, Capability.REPORT_ACCOUNTS):
+        device.sealed_accounts = keys.encrypt_field(
+            session=session, master=keyring.master, subject_id=device.user_id,
+            table=Device.__tablename__, column="sealed_accounts", row_id=device.id,
+            plaintext=json.dumps(sorted(set(report.accounts))),
+        )  # fmt: skip
+        accounts_stored = True
+    session.flush()
+    return stored, accounts_stored
+
+
+def next_check_in(device: Device, *, check_in_seconds: int, lost_check_in_seconds: int) -> int:
+    return lost_check_in_seconds if device.lost else check_in_seconds
+
+
+def devices_of(*, session: Session, user: User) -> list[Device]:
+    return list(
+        session.scalars(
+            select(Device).where(Device.user_id == user.id).order_by(Device.enrolled_at)
+        )
+    )
+
+
+def get_device(*, session: Session, user: User, device_id: uuid.UUID) -> Device:
+    """One of the user's devices; another user's device is as good as missing."""
+    device = session.get(Device, device_id)
+    if device is None or device.user_id != user.id:
+        raise NotFound(N_("No such device."))
+    return device
+
+
+def locations(
+    *, session: Session, keyring: Keyring, device: Device, limit: int = 500
+) -> list[LocationRead]:
+    """The device's reported fixes, newest first, opened with the owner's key."""
+    rows = session.scalars(
+        select(DeviceLocation)
+        .where(DeviceLocation.device_id == device.id)
+        .order_by(DeviceLocation.fixed_at.desc())
+        .limit(limit)
+    )
+    result = []
+    for row in rows:
+        payload = json.loads(
+            keys.decrypt_field(
+                session=session, master=keyring.master, subject_id=device.user_id,
+                table=DeviceLocation.__tablename__, column="sealed", row_id=row.id,
+                ciphertext=row.sealed,
+            )
+        )  # fmt: skip
+        result.append(LocationRead(**payload, fixed_at=row.fixed_at, received_at=row.received_at))
+    return result
+
+
+def accounts_of(*, session: Session, keyring: Keyring, device: Device) -> list[str] | None:
+    if device.sealed_accounts is None:
+        return None
+    return json.loads(
+        keys.decrypt_field(
+            session=session, master=keyring.master, subject_id=device.user_id,
+            table=Device.__tablename__, column="sealed_accounts", row_id=device.id,
+            ciphertext=device.sealed_accounts,
+        )
+    )  # fmt: skip

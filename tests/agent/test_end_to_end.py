@@ -1,0 +1,111 @@
+"""A real server process and a real agent process: enroll, check in, buffer while offline."""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+
+from smartprotect.accounts import service as accounts
+from smartprotect.accounts.schemas import RegistrationConsents, UserCreate
+from smartprotect.db import unit_of_work
+from smartprotect.devices import service as devices
+from smartprotect.devices.models import Capability, Device
+from smartprotect.privacy.consent.models import Channel
+from tests.conftest import free_port
+from tests.live import live_server
+
+
+def _agent(*args: str, state_dir, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "smartprotect", "agent", *args, "--state-dir", str(state_dir)],
+        capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def owner_code(session_factory, clock, keyring, published_policy):
+    """A verified owner and a fresh enrollment code for locate and report_accounts."""
+    # The server process runs on the real clock; the code must be fresh by that clock.
+    clock.set(datetime.now(UTC))
+    with unit_of_work(session_factory) as session:
+        user = accounts.register(
+            session=session,
+            data=UserCreate(email="owner@example.kz", phone="+77010000009",
+                            password="long enough password", language="en"),
+            consents=RegistrationConsents(policy_document_id=published_policy["en"],
+                                          accept_policy=True, consent_processing=True),
+            channel=Channel.WEB, clock=clock, keyring=keyring,
+            links=accounts.Links(base_url="https://testserver"),
+        )  # fmt: skip
+        user.email_verified_at = clock.now()
+        _, code = devices.create_enrollment_code(
+            session=session, keyring=keyring, user=user, device_name="Test laptop",
+            capabilities=[Capability.LOCATE, Capability.REPORT_ACCOUNTS, Capability.WIPE],
+            clock=clock,
+        )  # fmt: skip
+        return user.id, code
+
+
+def test_enroll_check_in_and_buffer_while_offline(
+    database_url, engine, smtp_port, command_key_file, tmp_path, owner_code, session_factory,
+    keyring,
+):  # fmt: skip
+    user_id, code = owner_code
+    state_dir = tmp_path / "agent"
+    port = free_port()
+    server_args = {
+        "database_url": database_url, "smtp_port": smtp_port,
+        "command_key_file": command_key_file, "port": port,
+    }  # fmt: skip
+    with live_server(**server_args, log_path=tmp_path / "server-1.log") as server:
+        result = _agent(
+            "enroll", "--server", server.url, "--code", code,
+            "--fixed-location", "43.238949,76.889709,25", state_dir=state_dir,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert "Enrolled as device" in result.stdout
+        # The credential is readable by its owner only; wipe was not allowed on this machine.
+        credential_mode = stat.S_IMODE((state_dir / "credential").stat().st_mode)
+        assert credential_mode == 0o600
+        state = json.loads((state_dir / "state.json").read_text())
+        assert sorted(state["capabilities"]) == ["locate", "report_accounts"]
+
+        # The same code cannot enroll a second machine.
+        again = _agent("enroll", "--server", server.url, "--code", code, state_dir=tmp_path / "b")
+        assert again.returncode == 1 and "unknown, expired or already used" in again.stderr
+
+        result = _agent("run", "--once", state_dir=state_dir)
+        assert result.returncode == 0, result.stderr
+
+    with session_factory() as session:
+        device = session.scalar(select(Device).where(Device.user_id == user_id))
+        history = devices.locations(session=session, keyring=keyring, device=device)
+        assert [(p.latitude, p.longitude, p.accuracy_m, p.method.value) for p in history] == [
+            (43.238949, 76.889709, 25.0, "manual")
+        ]
+        assert device.last_seen_at is not None
+        assert devices.accounts_of(session=session, keyring=keyring, device=device) is not None
+
+    # The server is down: the fix stays on the device...
+    result = _agent("run", "--once", state_dir=state_dir)
+    assert result.returncode == 1 and "check-in failed" in result.stderr
+    assert len(json.loads((state_dir / "pending-fixes.json").read_text())) == 1
+    # ...and is delivered with the next one when the server is back.
+    with live_server(**server_args, log_path=tmp_path / "server-2.log"):
+        result = _agent("run", "--once", state_dir=state_dir)
+        assert result.returncode == 0, result.stderr
+    assert json.loads((state_dir / "pending-fixes.json").read_text()) == []
+    with session_factory() as session:
+        device = session.scalar(select(Device).where(Device.user_id == user_id))
+        assert len(devices.locations(session=session, keyring=keyring, device=device)) == 3
+
+
+def test_agent_without_enrollment_says_what_to_do(tmp_path):
+    result = _agent("run", "--once", state_dir=tmp_path / "none")
+    assert result.returncode == 1 and "smartprotect agent enroll" in result.stderr
