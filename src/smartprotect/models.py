@@ -2,6 +2,7 @@
 
 from smartprotect.accounts.models import ApiToken, EmailToken, LoginAttempt, User, WebSession
 from smartprotect.audit.models import AuditChainHead, AuditEvent
+from smartprotect.commands.models import Command
 from smartprotect.db import Base
 from smartprotect.devices.models import Device, DeviceLocation, EnrollmentCode
 from smartprotect.mail.models import OutboxMessage
@@ -19,6 +20,7 @@ __all__ = [
     "AuditChainHead",
     "AuditEvent",
     "Base",
+    "Command",
     "ConsentEvent",
     "Device",
     "DeviceLocation",

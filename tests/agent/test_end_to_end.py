@@ -46,7 +46,8 @@ def owner_code(session_factory, clock, keyring, published_policy):
         user.email_verified_at = clock.now()
         _, code = devices.create_enrollment_code(
             session=session, keyring=keyring, user=user, device_name="Test laptop",
-            capabilities=[Capability.LOCATE, Capability.REPORT_ACCOUNTS, Capability.WIPE],
+            capabilities=[Capability.LOCATE, Capability.REPORT_ACCOUNTS, Capability.WIPE,
+                          Capability.RING, Capability.LOCK],
             clock=clock,
         )  # fmt: skip
         return user.id, code
@@ -74,7 +75,7 @@ def test_enroll_check_in_and_buffer_while_offline(
         credential_mode = stat.S_IMODE((state_dir / "credential").stat().st_mode)
         assert credential_mode == 0o600
         state = json.loads((state_dir / "state.json").read_text())
-        assert sorted(state["capabilities"]) == ["locate", "report_accounts"]
+        assert sorted(state["capabilities"]) == ["locate", "lock", "report_accounts", "ring"]
 
         # The same code cannot enroll a second machine.
         again = _agent("enroll", "--server", server.url, "--code", code, state_dir=tmp_path / "b")
@@ -109,3 +110,114 @@ def test_enroll_check_in_and_buffer_while_offline(
 def test_agent_without_enrollment_says_what_to_do(tmp_path):
     result = _agent("run", "--once", state_dir=tmp_path / "none")
     assert result.returncode == 1 and "smartprotect agent enroll" in result.stderr
+
+
+def _issue(session_factory, keyring, clock, user_id, kind, **extra):
+    from smartprotect.accounts.models import User
+    from smartprotect.commands import service as commands
+
+    clock.set(datetime.now(UTC))
+    with unit_of_work(session_factory) as session:
+        user = session.get(User, user_id)
+        device = session.scalar(select(Device).where(Device.user_id == user_id))
+        command = commands.issue(
+            session=session, keyring=keyring, user=user, device=device, kind=kind, clock=clock,
+            **extra,
+        )  # fmt: skip
+        return command.id
+
+
+def _state_of(session_factory, command_id):
+    from smartprotect.commands.models import Command
+
+    with session_factory() as session:
+        command = session.get(Command, command_id)
+        return command.state.value, command.result
+
+
+def test_locate_ring_lock_replay_forgery_and_wipe(
+    database_url, engine, smtp_port, command_key_file, tmp_path, owner_code, session_factory,
+    keyring, clock,
+):  # fmt: skip
+    from smartprotect.commands.models import Kind, State
+
+    user_id, code = owner_code
+    state_dir, target, outside = tmp_path / "agent", tmp_path / "target", tmp_path / "outside"
+    (target / "docs").mkdir(parents=True)
+    outside.mkdir()
+    (target / "docs" / "passport-scan.txt").write_text("N12345678")
+    (target / "notes.txt").write_text("private")
+    (outside / "keep.txt").write_text("not mine to wipe")
+    ring_log, lock_log = tmp_path / "ring.log", tmp_path / "lock.log"
+    server_args = {
+        "database_url": database_url, "smtp_port": smtp_port,
+        "command_key_file": command_key_file, "port": free_port(),
+    }  # fmt: skip
+    with live_server(**server_args, log_path=tmp_path / "server.log") as server:
+        result = _agent(
+            "enroll", "--server", server.url, "--code", code, "--allow-wipe",
+            "--wipe-path", str(target), "--fixed-location", "43.25,76.95,15",
+            "--ring-command", f"sh -c 'echo rang >> {ring_log}'",
+            "--lock-command", f"sh -c 'echo \"$SMARTPROTECT_LOCK_MESSAGE\" >> {lock_log}'",
+            state_dir=state_dir,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+
+    # Issued while the device is offline (and even the server is down): they wait.
+    locate = _issue(session_factory, keyring, clock, user_id, Kind.LOCATE)
+    ring = _issue(session_factory, keyring, clock, user_id, Kind.RING)
+    lock = _issue(session_factory, keyring, clock, user_id, Kind.LOCK,
+                  message="Found it? Please call", phone="+7 701 000 0000")  # fmt: skip
+    with live_server(**server_args, log_path=tmp_path / "server-2.log"):
+        result = _agent("run", "--once", state_dir=state_dir)
+        assert result.returncode == 0, result.stderr
+        assert ring_log.read_text() == "rang\n"
+        assert lock_log.read_text() == "Found it? Please call\n"
+        for command_id in (locate, ring, lock):
+            assert _state_of(session_factory, command_id)[0] == "succeeded"
+
+        # A replay: the server is made to deliver the ring again; the agent refuses it.
+        from smartprotect.commands.models import Command
+
+        with unit_of_work(session_factory) as session:
+            session.get(Command, ring).state = State.QUEUED
+        assert _agent("run", "--once", state_dir=state_dir).returncode == 0
+        assert ring_log.read_text() == "rang\n"
+
+        # A forgery: commands not signed by the key this agent trusts are refused.
+        state_file = state_dir / "state.json"
+        genuine = state_file.read_text()
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        from smartprotect.signing import public_text
+
+        forged_key = public_text(Ed25519PrivateKey.generate().public_key())
+        state_file.write_text(
+            genuine.replace(json.loads(genuine)["command_public_key"], forged_key)
+        )
+        _issue(session_factory, keyring, clock, user_id, Kind.RING)
+        assert _agent("run", "--once", state_dir=state_dir).returncode == 0
+        assert ring_log.read_text() == "rang\n"
+        state_file.write_text(genuine)
+
+        # The wipe: only the target's contents go; the device is then terminal.
+        wipe = _issue(session_factory, keyring, clock, user_id, Kind.WIPE,
+                      password="long enough password", confirm_name="Test laptop")  # fmt: skip
+        result = _agent("run", "--once", state_dir=state_dir)
+        assert result.returncode == 0, result.stderr
+        assert target.exists() and list(target.iterdir()) == []
+        assert (outside / "keep.txt").read_text() == "not mine to wipe"
+        state, summary = _state_of(session_factory, wipe)
+        assert state == "succeeded" and summary["files_removed"] == 2 and summary["failures"] == 0
+        assert "SSD" in summary["note"]
+        result = _agent("run", "--once", state_dir=state_dir)
+        assert result.returncode == 1 and "refused this device" in result.stderr
+
+    with session_factory() as session:
+        from smartprotect.audit.models import AuditEvent
+        from smartprotect.audit.service import verify_chain
+
+        tags = session.scalars(select(AuditEvent.action)).all()
+        assert tags.count("device:command:issue") == 5
+        assert "device:command:state" in tags
+        assert verify_chain(session=session).ok

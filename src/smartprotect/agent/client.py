@@ -47,3 +47,13 @@ def check_in(*, server: str, credential: str, report: dict) -> dict:
     )
     _raise_for_problem(response)
     return response.json()
+
+
+def report_command(*, server: str, credential: str, command_id: str, state: str, result) -> None:
+    response = httpx.post(
+        f"{server.rstrip('/')}/api/v1/agent/commands/{command_id}/state",
+        json={"state": state, "result": result},
+        headers={"Authorization": f"Bearer {credential}"},
+        timeout=HTTP_TIMEOUT_SECONDS,
+    )
+    _raise_for_problem(response)

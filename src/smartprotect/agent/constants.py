@@ -15,3 +15,7 @@ CREDENTIAL_FILE = "credential"
 BUFFER_FILE = "pending-fixes.json"
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
+RESULTS_FILE = "pending-results.json"
+EXECUTED_FILE = "executed-commands.json"
+# Ids of executed commands remembered to refuse replays (commands expire long before this).
+MAX_EXECUTED_REMEMBERED = 10_000

@@ -6,14 +6,23 @@ import getpass
 import json
 import logging
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
 from smartprotect import __version__
-from smartprotect.agent import client
+from smartprotect.agent import client, verify
+from smartprotect.agent.actions import system, wipe
 from smartprotect.agent.backoff import reconnect_delay
-from smartprotect.agent.constants import BUFFER_FILE, FIXES_PER_CHECK_IN, MAX_BUFFERED_FIXES
+from smartprotect.agent.constants import (
+    BUFFER_FILE,
+    EXECUTED_FILE,
+    FIXES_PER_CHECK_IN,
+    MAX_BUFFERED_FIXES,
+    MAX_EXECUTED_REMEMBERED,
+    RESULTS_FILE,
+)
 from smartprotect.agent.providers import LocationProvider
 from smartprotect.agent.providers.fixed import FixedLocation
 from smartprotect.agent.state import AgentState, load, write_private
@@ -45,6 +54,10 @@ def local_accounts() -> list[str]:
     return accounts
 
 
+def _state(outcome: dict) -> str:
+    return "succeeded" if outcome.get("ok") else "failed"
+
+
 def provider_for(state: AgentState) -> LocationProvider | None:
     if state.fixed_location:
         latitude, longitude, accuracy = state.fixed_location
@@ -66,8 +79,108 @@ class Agent:
     def _save_buffer(self, fixes: list[dict]) -> None:
         write_private(self.directory / BUFFER_FILE, json.dumps(fixes[-MAX_BUFFERED_FIXES:]))
 
+    # -- commands ------------------------------------------------------------------------
+
+    def _executed(self) -> list[str]:
+        path = self.directory / EXECUTED_FILE
+        return json.loads(path.read_text()) if path.exists() else []
+
+    def _remember(self, command_id: str) -> None:
+        executed = [*self._executed(), command_id]
+        write_private(
+            self.directory / EXECUTED_FILE, json.dumps(executed[-MAX_EXECUTED_REMEMBERED:])
+        )
+
+    def _results(self) -> list[dict]:
+        path = self.directory / RESULTS_FILE
+        return json.loads(path.read_text()) if path.exists() else []
+
+    def _queue_result(self, command_id: str, state: str, result: dict) -> None:
+        results = [*self._results(), {"command_id": command_id, "state": state, "result": result}]
+        write_private(self.directory / RESULTS_FILE, json.dumps(results))
+
+    def _send_results(self) -> None:
+        """Send every result not yet acknowledged; what cannot be sent waits for next time."""
+        results = self._results()
+        while results:
+            item = results[0]
+            try:
+                client.report_command(server=self.state.server, credential=self.credential, **item)
+            except client.ServerRefused as exc:
+                log.warning("server refused a result for %s: %s", item["command_id"], exc)
+            results.pop(0)
+            write_private(self.directory / RESULTS_FILE, json.dumps(results))
+
+    def _obey(self, commands: list[dict]) -> bool:
+        """Run the commands that pass verification; returns whether a fix was asked for."""
+        located = False
+        for command in commands:
+            try:
+                payload = verify.check(
+                    command, public_key=self.state.command_public_key,
+                    device_id=self.state.device_id, now=datetime.now(UTC),
+                    executed=set(self._executed()),
+                )  # fmt: skip
+            except verify.Rejected as exc:
+                log.warning("refused a command: %s", exc)
+                continue
+            command_id, kind, params = payload["command_id"], payload["kind"], payload["params"]
+            # Remembered before running: a command is never run twice, even after a crash.
+            self._remember(command_id)
+            if kind == "locate":
+                located = True
+                self._queue_result(command_id, "succeeded", {"fix_sent": True})
+            elif kind == "ring":
+                outcome = system.ring(self.state.ring_command, self.directory)
+                self._queue_result(command_id, _state(outcome), outcome)
+            elif kind == "lock":
+                outcome = system.lock(
+                    self.state.lock_command, self.directory,
+                    message=params.get("message", ""), phone=params.get("phone", ""),
+                )  # fmt: skip
+                self._queue_result(command_id, _state(outcome), outcome)
+            elif kind == "unlock":
+                outcome = system.run(self.state.unlock_command)
+                self._queue_result(command_id, _state(outcome), outcome)
+            elif kind == "wipe":
+                self._wipe(command_id)
+        return located
+
+    def _wipe(self, command_id: str) -> None:
+        if "wipe" not in self.state.capabilities or not self.state.wipe_paths:
+            self._queue_result(command_id, "failed", {"error": "wipe not allowed here"})
+            return
+        wipe.commit(self.directory, command_id, self.state.wipe_paths)
+        self._queue_result(command_id, "running", {"committed": True})
+        self._send_results_quietly()
+        self._finish_wipe()
+
+    def _finish_wipe(self) -> None:
+        journal = wipe.pending(self.directory)
+        if journal is None:
+            return
+        summary = wipe.execute(self.directory, journal["paths"])
+        self._queue_result(journal["command_id"], "succeeded", summary)
+
+    def _send_results_quietly(self) -> None:
+        try:
+            self._send_results()
+        except (httpx.TransportError, httpx.HTTPStatusError) as exc:
+            log.warning("results kept for later: %s", exc)
+
     def cycle(self) -> dict:
-        """One check-in; raises on failure, keeping the fix for the next attempt."""
+        """One check-in, then the commands it brought; raises if the server is unreachable,
+        keeping fixes and results for the next attempt."""
+        self._finish_wipe()  # a wipe interrupted by a restart goes on first
+        self._send_results_quietly()
+        answer = self._check_in()
+        if self._obey(answer.get("commands", [])):
+            answer = self._check_in()
+            self._obey(answer.get("commands", []))
+        self._send_results()
+        return answer
+
+    def _check_in(self) -> dict:
         pending = self._buffer()
         if self.provider is not None and "locate" in self.state.capabilities:
             fix = self.provider.current()

@@ -8,6 +8,11 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from smartprotect.agent.actions.system import (
+    DEFAULT_LOCK_COMMAND,
+    DEFAULT_RING_COMMAND,
+    DEFAULT_UNLOCK_COMMAND,
+)
 from smartprotect.agent.constants import (
     CREDENTIAL_FILE,
     PRIVATE_DIR_MODE,
@@ -29,6 +34,9 @@ class AgentState:
     check_in_seconds: int
     wipe_paths: list[str] = field(default_factory=list)
     fixed_location: list[float] | None = None
+    ring_command: list[str] = field(default_factory=lambda: list(DEFAULT_RING_COMMAND))
+    lock_command: list[str] = field(default_factory=lambda: list(DEFAULT_LOCK_COMMAND))
+    unlock_command: list[str] = field(default_factory=lambda: list(DEFAULT_UNLOCK_COMMAND))
 
 
 def default_state_dir() -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import platform as platform_module
+import shlex
 from pathlib import Path
 
 import click
@@ -47,8 +48,29 @@ def agent() -> None:
     help="A directory a wipe removes; repeat for several.",
 )
 @click.option(
+    "--wipe-preset",
+    "wipe_presets",
+    multiple=True,
+    type=click.Choice(["browsers", "ssh", "keyrings", "mail", "documents"]),
+    help="Add a preset of the current user's data to the wipe paths; repeat for several.",
+)
+@click.option(
+    "--allow-root-path",
+    "root_paths",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Allow a home or system root as a wipe path (it must also be given as --wipe-path).",
+)
+@click.option(
     "--fixed-location",
     help="This machine's location as LAT,LON[,ACCURACY_M], for machines without GPS.",
+)
+@click.option("--ring-command", help="Command that plays {sound} (default: aplay -q {sound}).")
+@click.option(
+    "--lock-command", help="Command that locks the sessions (default: loginctl lock-sessions)."
+)
+@click.option(
+    "--unlock-command", help="Command that unlocks them (default: loginctl unlock-sessions)."
 )
 @STATE_DIR
 def enroll(
@@ -56,7 +78,12 @@ def enroll(
     code: str,
     allow_wipe: bool,
     wipe_paths: tuple[Path, ...],
+    wipe_presets: tuple[str, ...],
+    root_paths: tuple[Path, ...],
     fixed_location: str | None,
+    ring_command: str | None,
+    lock_command: str | None,
+    unlock_command: str | None,
     state_dir: Path | None,
 ) -> None:
     """Enroll this machine with a one-time code from the dashboard."""
@@ -74,8 +101,19 @@ def enroll(
         if len(parts) not in (2, 3) or not (-90 <= parts[0] <= 90 and -180 <= parts[1] <= 180):
             raise click.BadParameter("give LAT,LON[,ACCURACY_M]", param_hint="--fixed-location")
         location = [parts[0], parts[1], parts[2] if len(parts) == 3 else 100.0]
-    if wipe_paths and not allow_wipe:
-        raise click.UsageError("--wipe-path needs --allow-wipe")
+    if (wipe_paths or wipe_presets) and not allow_wipe:
+        raise click.UsageError("--wipe-path and --wipe-preset need --allow-wipe")
+    from smartprotect.agent.actions import wipe
+
+    candidates = list(wipe_paths)
+    for preset in wipe_presets:
+        candidates += wipe.preset_paths(preset, Path.home())
+    try:
+        checked_paths = wipe.check_paths(candidates, explicit_roots=list(root_paths))
+    except wipe.UnsafeWipePath as exc:
+        raise click.BadParameter(str(exc), param_hint="--wipe-path") from exc
+    if allow_wipe and not checked_paths:
+        raise click.UsageError("--allow-wipe needs at least one --wipe-path or --wipe-preset")
     allowed = ["locate", "ring", "lock", "report_accounts"] + (["wipe"] if allow_wipe else [])
     directory = _directory(state_dir)
     try:
@@ -92,8 +130,17 @@ def enroll(
         capabilities=answer["capabilities"],
         command_public_key=answer["command_public_key"],
         check_in_seconds=answer["check_in_seconds"],
-        wipe_paths=[str(path.resolve()) for path in wipe_paths],
+        wipe_paths=checked_paths,
         fixed_location=location,
+        **{
+            name: shlex.split(value)
+            for name, value in (
+                ("ring_command", ring_command),
+                ("lock_command", lock_command),
+                ("unlock_command", unlock_command),
+            )
+            if value
+        },
     )
     save(directory, state, credential=answer["credential"])
     click.echo(f"Enrolled as device {state.device_id} with: {', '.join(state.capabilities)}.")

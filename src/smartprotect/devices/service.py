@@ -146,6 +146,11 @@ def device_for_credential(*, session: Session, raw: str) -> Device | None:
     return device
 
 
+def may(*, session: Session, device: Device, capability: Capability) -> bool:
+    """Whether the device may do this now: recorded on enrollment and still consented."""
+    return _may(session, device, capability)
+
+
 def _may(session: Session, device: Device, capability: Capability) -> bool:
     # Both the device's recorded permission and the owner's consent, which can be withdrawn.
     return device.permits(capability) and consent.is_permitted(

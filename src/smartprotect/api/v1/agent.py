@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, status
+import uuid
+from typing import Literal
 
+from fastapi import APIRouter, Request, status
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from smartprotect.commands import service as commands
+from smartprotect.commands.models import State
 from smartprotect.deps import ClockDep, CurrentDevice, DbSession, KeyringDep, SettingsDep
 from smartprotect.devices import service as devices
 from smartprotect.devices.schemas import CheckIn, CheckInResponse, EnrollRequest, EnrollResponse
@@ -34,6 +41,7 @@ def enroll(
 
 @router.post("/check-in", response_model=CheckInResponse)
 def check_in(
+    request: Request,
     body: CheckIn,
     device: CurrentDevice,
     db: DbSession,
@@ -41,11 +49,16 @@ def check_in(
     clock: ClockDep,
     keyring: KeyringDep,
 ) -> CheckInResponse:
-    """Report location, battery and (if permitted) accounts; the answer says when to come back."""
+    """Report location, battery and (if permitted) accounts; the answer carries any pending
+    commands, signed, and says when to come back."""
     stored, accounts_stored = devices.check_in(
         session=db, keyring=keyring, device=device, report=body, clock=clock
     )
+    pending = commands.deliver(
+        session=db, keyring=keyring, device=device, key=request.app.state.command_key, clock=clock
+    )
     return CheckInResponse(
+        commands=pending,
         check_in_after_seconds=devices.next_check_in(
             device,
             check_in_seconds=settings.check_in_seconds,
@@ -54,3 +67,25 @@ def check_in(
         locations_stored=stored,
         accounts_stored=accounts_stored,
     )
+
+
+class CommandReport(BaseModel):
+    state: Literal[State.RUNNING, State.SUCCEEDED, State.FAILED]
+    result: dict[str, int | str | bool | None] | None = None
+
+
+@router.post("/commands/{command_id}/state", status_code=status.HTTP_204_NO_CONTENT)
+def report_command(
+    command_id: uuid.UUID,
+    body: CommandReport,
+    device: CurrentDevice,
+    db: DbSession,
+    clock: ClockDep,
+    keyring: KeyringDep,
+) -> Response:
+    """Report that a command started, succeeded or failed (sending it again is harmless)."""
+    commands.report(
+        session=db, keyring=keyring, device=device, command_id=command_id, state=body.state,
+        result=body.result, clock=clock,
+    )  # fmt: skip
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

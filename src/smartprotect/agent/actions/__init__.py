@@ -1,0 +1,1 @@
+"""What the agent does when told: each action returns a result free of personal data."""

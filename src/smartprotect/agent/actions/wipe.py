@@ -1,0 +1,128 @@
+"""Removing personal information from this machine (clause 1.5), carefully.
+
+- Only under the wipe paths fixed at enrollment; never /, a home or system root unless it was
+  listed explicitly with --allow-root-path.
+- Never crosses into another filesystem, never follows a symlink out of a wipe path.
+- Writes a journal first ("committed"), so an interrupted wipe resumes after a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+SYSTEM_ROOTS = frozenset(
+    Path(p) for p in ("/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/opt",
+                      "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/usr", "/var",
+                      "/tmp")  # noqa: S108 - listed to be refused, not used
+)  # fmt: skip
+JOURNAL = "wipe-journal.json"
+SSD_NOTE = (
+    "Files were unlinked. On SSDs and flash storage, deleted data may remain recoverable "
+    "unless the disk is encrypted."
+)
+PRESETS: dict[str, tuple[str, ...]] = {
+    "browsers": (".mozilla", ".config/google-chrome", ".config/chromium", ".cache/mozilla"),
+    "ssh": (".ssh",),
+    "keyrings": (".local/share/keyrings", ".gnupg"),
+    "mail": (".thunderbird", ".local/share/evolution"),
+    "documents": ("Documents",),
+}
+
+
+class UnsafeWipePath(ValueError):
+    pass
+
+
+def is_root(path: Path) -> bool:
+    path = path.resolve()
+    return path in SYSTEM_ROOTS or path == Path.home().resolve() or path.parent == Path("/home")
+
+
+def check_paths(paths: list[Path], *, explicit_roots: list[Path]) -> list[str]:
+    """Validate wipe paths at enrollment; roots only when listed with --allow-root-path."""
+    allowed_roots = {p.resolve() for p in explicit_roots}
+    checked = []
+    for path in paths:
+        resolved = path.resolve()
+        if is_root(resolved) and resolved not in allowed_roots:
+            raise UnsafeWipePath(
+                f"{resolved} is / or a home or system root; list it with --allow-root-path "
+                "too if you really mean it"
+            )
+        checked.append(str(resolved))
+    return checked
+
+
+def preset_paths(name: str, home: Path) -> list[Path]:
+    if name not in PRESETS:
+        raise UnsafeWipePath(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    return [home / relative for relative in PRESETS[name]]
+
+
+def _remove_tree(root: Path, counts: dict[str, int]) -> None:
+    try:
+        top = os.lstat(root)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(top.st_mode) or not stat.S_ISDIR(top.st_mode):
+        _unlink(root, counts)
+        return
+    device = top.st_dev
+    # Bottom-up, never following links; a directory on another filesystem is left alone.
+    for current, dirs, files in os.walk(root, topdown=False, followlinks=False):
+        current_path = Path(current)
+        try:
+            if os.lstat(current_path).st_dev != device:
+                counts["skipped_other_filesystem"] += 1
+                continue
+        except FileNotFoundError:
+            continue
+        for name in files:
+            _unlink(current_path / name, counts)
+        for name in dirs:
+            entry = current_path / name
+            if entry.is_symlink():
+                _unlink(entry, counts)
+                continue
+            try:
+                if os.lstat(entry).st_dev == device:
+                    entry.rmdir()
+            except OSError:
+                counts["failures"] += 1
+    # The wipe path itself stays (empty): it is the owner's configuration, not their data.
+
+
+def _unlink(path: Path, counts: dict[str, int]) -> None:
+    try:
+        path.unlink()
+        counts["files_removed"] += 1
+    except FileNotFoundError:
+        pass
+    except OSError:
+        counts["failures"] += 1
+
+
+def commit(state_dir: Path, command_id: str, paths: list[str]) -> None:
+    """Record the decision before touching anything, so a restart finishes the job."""
+    (state_dir / JOURNAL).write_text(json.dumps({"command_id": command_id, "paths": paths}))
+
+
+def pending(state_dir: Path) -> dict | None:
+    path = state_dir / JOURNAL
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def execute(state_dir: Path, paths: list[str]) -> dict:
+    """Remove every wipe path; returns counts and the honest note about recoverability."""
+    counts = {"files_removed": 0, "failures": 0, "skipped_other_filesystem": 0}
+    for raw in paths:
+        path = Path(raw)
+        if path.resolve() == Path("/"):
+            counts["failures"] += 1  # never, whatever the journal says
+            continue
+        _remove_tree(path, counts)
+    (state_dir / JOURNAL).unlink(missing_ok=True)
+    return {**counts, "note": SSD_NOTE}

@@ -1,0 +1,60 @@
+"""Commands to devices and their explicit state machine."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from smartprotect.db import Model, str_enum
+
+
+class Kind(enum.StrEnum):
+    LOCATE = "locate"
+    RING = "ring"
+    LOCK = "lock"
+    UNLOCK = "unlock"
+    WIPE = "wipe"
+
+
+class State(enum.StrEnum):
+    QUEUED = "queued"
+    DELIVERED = "delivered"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+TERMINAL = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED, State.EXPIRED})
+# queued -> delivered -> running -> succeeded | failed; queued -> cancelled | expired;
+# delivered -> expired (never started in time). A device may skip "running".
+TRANSITIONS: dict[State, frozenset[State]] = {
+    State.QUEUED: frozenset({State.DELIVERED, State.CANCELLED, State.EXPIRED}),
+    State.DELIVERED: frozenset({State.RUNNING, State.SUCCEEDED, State.FAILED, State.EXPIRED}),
+    State.RUNNING: frozenset({State.SUCCEEDED, State.FAILED}),
+}
+
+
+class Command(Model):
+    __tablename__ = "commands"
+    __table_args__ = (Index("ix_commands_device_state", "device_id", "state"),)
+
+    device_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    kind: Mapped[Kind] = mapped_column(str_enum(Kind, 16))
+    # Parameters (a lock message, a contact phone) are the owner's words: sealed.
+    sealed_params: Mapped[bytes | None]
+    state: Mapped[State] = mapped_column(str_enum(State, 16))
+    issued_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    # What the device reported, free of personal data (counts, error codes).
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    issued_by: Mapped[str] = mapped_column(String(100))

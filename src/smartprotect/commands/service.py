@@ -1,0 +1,254 @@
+"""Issuing commands to devices, delivering them signed, and following their states."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from smartprotect.accounts.models import User
+from smartprotect.audit import service as audit
+from smartprotect.audit.tags import Tag
+from smartprotect.clock import Clock
+from smartprotect.commands.models import TERMINAL, TRANSITIONS, Command, Kind, State
+from smartprotect.devices import service as devices
+from smartprotect.devices.models import Capability, Device
+from smartprotect.errors import Conflict, PermissionDenied, ValidationFailed
+from smartprotect.i18n import N_
+from smartprotect.privacy.keys import service as keys
+from smartprotect.privacy.keys.master import Keyring
+from smartprotect.security import verify_password
+
+COMMAND_TTL = timedelta(days=7)
+DESTRUCTIVE = frozenset({Kind.WIPE})
+LOCK_MESSAGE_MAX = 200
+KIND_CAPABILITY: dict[Kind, Capability] = {
+    Kind.LOCATE: Capability.LOCATE,
+    Kind.RING: Capability.RING,
+    Kind.LOCK: Capability.LOCK,
+    Kind.UNLOCK: Capability.LOCK,
+    Kind.WIPE: Capability.WIPE,
+}
+
+
+def signed_payload(command: Command, params: dict[str, Any]) -> dict[str, Any]:
+    """The fields a device checks, in the canonical order the signature covers."""
+    return {
+        "device_id": str(command.device_id),
+        "command_id": str(command.id),
+        "kind": command.kind.value,
+        "params": params,
+        "expires_at": command.expires_at.isoformat(),
+    }
+
+
+def canonical(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def sign(payload: dict[str, Any], key: Ed25519PrivateKey) -> str:
+    return base64.b64encode(key.sign(canonical(payload))).decode()
+
+
+def _seal(session, keyring, device: Device, command_id, params) -> bytes | None:
+    if not params:
+        return None
+    return keys.encrypt_field(
+        session=session, master=keyring.master, subject_id=device.user_id,
+        table=Command.__tablename__, column="sealed_params", row_id=command_id,
+        plaintext=json.dumps(params, ensure_ascii=False),
+    )  # fmt: skip
+
+
+def params_of(*, session: Session, keyring: Keyring, device: Device, command: Command) -> dict:
+    if command.sealed_params is None:
+        return {}
+    return json.loads(
+        keys.decrypt_field(
+            session=session, master=keyring.master, subject_id=device.user_id,
+            table=Command.__tablename__, column="sealed_params", row_id=command.id,
+            ciphertext=command.sealed_params,
+        )
+    )  # fmt: skip
+
+
+def _audit(session, keyring, clock, device: Device, command: Command, tag: Tag, actor: str,
+           **details) -> None:  # fmt: skip
+    audit.record_event(
+        session=session, clock=clock, action=tag, actor=actor, secret=keyring.secret,
+        subject_id=device.user_id,
+        details={"device": str(device.id), "command": str(command.id),
+                 "kind": command.kind.value, "state": command.state.value, **details},
+    )  # fmt: skip
+
+
+def issue(
+    *,
+    session: Session,
+    keyring: Keyring,
+    user: User,
+    device: Device,
+    kind: Kind,
+    clock: Clock,
+    message: str | None = None,
+    phone: str | None = None,
+    password: str | None = None,
+    confirm_name: str | None = None,
+) -> Command:
+    """Queue a command for a device, enforcing its permissions and the wipe's safety checks."""
+    if device.user_id != user.id:
+        raise PermissionDenied(N_("No such device."))
+    if device.revoked_at is not None:
+        raise Conflict(N_("This device has been wiped or removed; it takes no more commands."))
+    if not devices.may(session=session, device=device, capability=KIND_CAPABILITY[kind]):
+        raise PermissionDenied(N_("You have not permitted this on the device."))
+    params: dict[str, Any] = {}
+    if kind is Kind.LOCK:
+        if message and len(message) > LOCK_MESSAGE_MAX:
+            raise ValidationFailed({"message": N_("Use at most 200 characters.")})
+        params = {"message": (message or "").strip(), "phone": (phone or "").strip()}
+    if kind is Kind.WIPE:
+        errors = {}
+        if not verify_password(user.password_hash, password or ""):
+            errors["password"] = N_("The password is incorrect.")
+        if (confirm_name or "").strip() != device.name:
+            errors["confirm_name"] = N_("Type the device's name exactly as shown.")
+        if errors:
+            raise ValidationFailed(errors)
+    now = clock.now()
+    _expire(session=session, device=device, now=now)
+    if kind in DESTRUCTIVE and session.scalar(
+        select(Command.id).where(
+            Command.device_id == device.id,
+            Command.kind.in_(DESTRUCTIVE),
+            Command.state.not_in(TERMINAL),
+        )
+    ):
+        raise Conflict(N_("A wipe is already pending for this device."))
+    command_id = uuid.uuid4()
+    command = Command(
+        id=command_id,
+        device_id=device.id,
+        kind=kind,
+        sealed_params=_seal(session, keyring, device, command_id, params),
+        state=State.QUEUED,
+        issued_at=now,
+        expires_at=now + COMMAND_TTL,
+        issued_by=audit.user_actor(secret=keyring.secret, user_id=user.id),
+    )
+    session.add(command)
+    session.flush()
+    _audit(session, keyring, clock, device, command, Tag.COMMAND_ISSUED, command.issued_by)
+    return command
+
+
+def _expire(*, session: Session, device: Device, now: datetime) -> None:
+    for command in session.scalars(
+        select(Command).where(
+            Command.device_id == device.id,
+            Command.state.in_((State.QUEUED, State.DELIVERED)),
+            Command.expires_at <= now,
+        )
+    ):
+        command.state = State.EXPIRED
+        command.finished_at = now
+
+
+def _move(command: Command, to: State, now: datetime) -> None:
+    if to not in TRANSITIONS.get(command.state, frozenset()):
+        raise Conflict(
+            N_("A command cannot go from %(from_)s to %(to)s."),
+            from_=command.state.value,
+            to=to.value,
+        )
+    command.state = to
+    if to is State.DELIVERED:
+        command.delivered_at = now
+    elif to is State.RUNNING:
+        command.started_at = now
+    elif to in TERMINAL:
+        command.finished_at = now
+
+
+def cancel(
+    *, session: Session, keyring: Keyring, user: User, command: Command, clock: Clock
+) -> Command:
+    """Cancel a command the device has not fetched yet."""
+    device = session.get(Device, command.device_id)
+    if device is None or device.user_id != user.id:
+        raise PermissionDenied(N_("No such device."))
+    if command.state is not State.QUEUED:
+        raise Conflict(
+            N_("The device has already fetched this command; it can no longer be cancelled.")
+        )
+    _move(command, State.CANCELLED, clock.now())
+    _audit(session, keyring, clock, device, command, Tag.COMMAND_CANCELLED,
+           audit.user_actor(secret=keyring.secret, user_id=user.id))  # fmt: skip
+    return command
+
+
+def deliver(
+    *, session: Session, keyring: Keyring, device: Device, key: Ed25519PrivateKey, clock: Clock
+) -> list[dict[str, Any]]:
+    """The device's queued commands, marked delivered, each signed for this device only."""
+    now = clock.now()
+    _expire(session=session, device=device, now=now)
+    queued = session.scalars(
+        select(Command)
+        .where(Command.device_id == device.id, Command.state == State.QUEUED)
+        .order_by(Command.issued_at)
+        .with_for_update()
+    ).all()
+    delivered = []
+    for command in queued:
+        _move(command, State.DELIVERED, now)
+        payload = signed_payload(
+            command, params_of(session=session, keyring=keyring, device=device, command=command)
+        )
+        delivered.append({**payload, "signature": sign(payload, key)})
+        _audit(session, keyring, clock, device, command, Tag.COMMAND_DELIVERED, "device")
+    session.flush()
+    return delivered
+
+
+def report(
+    *,
+    session: Session,
+    keyring: Keyring,
+    device: Device,
+    command_id: uuid.UUID,
+    state: State,
+    result: dict[str, Any] | None,
+    clock: Clock,
+) -> Command:
+    """A device reports progress on a command it was given."""
+    command = session.get(Command, command_id)
+    if command is None or command.device_id != device.id:
+        raise PermissionDenied(N_("No such command for this device."))
+    if command.state is state:
+        return command  # a result sent again after a lost answer
+    _move(command, state, clock.now())
+    command.result = result
+    _audit(session, keyring, clock, device, command, Tag.COMMAND_STATE, "device")
+    if command.kind is Kind.WIPE and state is State.SUCCEEDED:
+        # A wiped device is terminal: its credential stops working now.
+        device.revoked_at = clock.now()
+    session.flush()
+    return command
+
+
+def history(*, session: Session, device: Device, limit: int = 50) -> list[Command]:
+    return list(
+        session.scalars(
+            select(Command)
+            .where(Command.device_id == device.id)
+            .order_by(Command.issued_at.desc())
+            .limit(limit)
+        )
+    )

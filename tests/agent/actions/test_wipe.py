@@ -1,0 +1,67 @@
+"""The wipe removes what is under its paths and nothing else."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from smartprotect.agent.actions import wipe
+
+
+def _tree(base: Path) -> tuple[Path, Path]:
+    target = base / "target"
+    outside = base / "outside"
+    (target / "docs" / "deep").mkdir(parents=True)
+    outside.mkdir()
+    (target / "a.txt").write_text("secret a")
+    (target / "docs" / "b.pdf").write_bytes(b"%PDF secret")
+    (target / "docs" / "deep" / "c").write_text("secret c")
+    (outside / "keep.txt").write_text("keep me")
+    # Links out of the wipe path: the links go, what they point at stays.
+    os.symlink(outside, target / "link-to-dir")
+    os.symlink(outside / "keep.txt", target / "docs" / "link-to-file")
+    return target, outside
+
+
+def test_removes_everything_under_the_path_and_nothing_outside(tmp_path):
+    target, outside = _tree(tmp_path)
+    summary = wipe.execute(tmp_path, [str(target)])
+    assert target.exists() and list(target.iterdir()) == []
+    assert (outside / "keep.txt").read_text() == "keep me"
+    assert summary["files_removed"] == 5 and summary["failures"] == 0
+    assert "SSD" in summary["note"]
+
+
+def test_an_interrupted_wipe_resumes_from_its_journal(tmp_path):
+    target, _ = _tree(tmp_path)
+    wipe.commit(tmp_path, "cmd-1", [str(target)])
+    assert wipe.pending(tmp_path) == {"command_id": "cmd-1", "paths": [str(target)]}
+    wipe.execute(tmp_path, wipe.pending(tmp_path)["paths"])
+    assert wipe.pending(tmp_path) is None and list(target.iterdir()) == []
+
+
+@pytest.mark.parametrize("root", ["/", "/etc", "/home", "/usr", "/var"])
+def test_roots_are_refused_unless_listed_explicitly(root):
+    with pytest.raises(wipe.UnsafeWipePath):
+        wipe.check_paths([Path(root)], explicit_roots=[])
+
+
+def test_home_is_refused_unless_listed_explicitly():
+    with pytest.raises(wipe.UnsafeWipePath):
+        wipe.check_paths([Path.home()], explicit_roots=[])
+    assert wipe.check_paths([Path.home()], explicit_roots=[Path.home()]) == [
+        str(Path.home().resolve())
+    ]
+
+
+def test_root_itself_is_never_wiped_even_from_a_forged_journal(tmp_path):
+    summary = wipe.execute(tmp_path, ["/"])
+    assert summary["failures"] == 1 and Path("/etc").exists()
+
+
+def test_presets_name_the_users_data(tmp_path):
+    assert wipe.preset_paths("ssh", tmp_path) == [tmp_path / ".ssh"]
+    with pytest.raises(wipe.UnsafeWipePath):
+        wipe.preset_paths("everything", tmp_path)

@@ -1,0 +1,179 @@
+"""Commands: permissions, the wipe's safety checks, the state machine, signing."""
+
+from __future__ import annotations
+
+import base64
+from datetime import timedelta
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import select
+
+from smartprotect.accounts.models import User
+from smartprotect.audit.models import AuditEvent
+from smartprotect.commands import service as commands
+from smartprotect.commands.models import Kind, State
+from smartprotect.devices import service as devices
+from smartprotect.devices.models import Capability
+from smartprotect.devices.schemas import EnrollRequest
+from smartprotect.errors import Conflict, PermissionDenied, ValidationFailed
+from smartprotect.privacy.keys import service as keys
+from smartprotect.security import hash_password
+
+PASSWORD = "owner's long password"
+
+
+@pytest.fixture
+def owner(db, clock, keyring, published_policy) -> User:
+    user = User(
+        email="owner@example.kz", phone="+77010000001", password_hash=hash_password(PASSWORD),
+        language="en", created_at=clock.now(), password_changed_at=clock.now(),
+        email_verified_at=clock.now(),
+    )  # fmt: skip
+    db.add(user)
+    db.flush()
+    keys.create_key(session=db, master=keyring.master, subject_id=user.id, clock=clock)
+    return user
+
+
+@pytest.fixture
+def device(db, clock, keyring, owner):
+    _, code = devices.create_enrollment_code(
+        session=db, keyring=keyring, user=owner, device_name="Laptop", clock=clock,
+        capabilities=[Capability.LOCATE, Capability.RING, Capability.LOCK, Capability.WIPE],
+    )  # fmt: skip
+    device, _ = devices.enroll(
+        session=db, keyring=keyring, clock=clock,
+        request=EnrollRequest(code=code, platform="linux"),
+    )  # fmt: skip
+    return device
+
+
+@pytest.fixture
+def key():
+    return Ed25519PrivateKey.generate()
+
+
+def _issue(db, keyring, owner, device, clock, kind, **extra):
+    return commands.issue(
+        session=db, keyring=keyring, user=owner, device=device, kind=kind, clock=clock, **extra
+    )
+
+
+def test_delivery_signs_each_command_for_its_device(db, clock, keyring, owner, device, key):
+    lock = _issue(db, keyring, owner, device, clock, Kind.LOCK, message="Reward!", phone="+7 701")
+    assert b"Reward" not in lock.sealed_params  # the owner's words are sealed
+    delivered = commands.deliver(session=db, keyring=keyring, device=device, key=key, clock=clock)
+    assert len(delivered) == 1 and lock.state is State.DELIVERED
+    payload = {k: delivered[0][k] for k in ("device_id", "command_id", "kind", "params",
+                                             "expires_at")}  # fmt: skip
+    key.public_key().verify(
+        base64.b64decode(delivered[0]["signature"]), commands.canonical(payload)
+    )
+    assert payload["params"] == {"message": "Reward!", "phone": "+7 701"}
+    assert payload["device_id"] == str(device.id)
+    # Delivered once: the next check-in brings nothing new.
+    assert commands.deliver(session=db, keyring=keyring, device=device, key=key, clock=clock) == []
+
+
+def test_the_state_machine_is_explicit_and_time_stamped(db, clock, keyring, owner, device, key):
+    ring = _issue(db, keyring, owner, device, clock, Kind.RING)
+    clock.advance(timedelta(seconds=5))
+    commands.deliver(session=db, keyring=keyring, device=device, key=key, clock=clock)
+    clock.advance(timedelta(seconds=1))
+    commands.report(session=db, keyring=keyring, device=device, command_id=ring.id,
+                    state=State.RUNNING, result=None, clock=clock)  # fmt: skip
+    clock.advance(timedelta(seconds=1))
+    commands.report(session=db, keyring=keyring, device=device, command_id=ring.id,
+                    state=State.SUCCEEDED, result={"ok": True}, clock=clock)  # fmt: skip
+    assert (ring.delivered_at - ring.issued_at, ring.started_at - ring.delivered_at) == (
+        timedelta(seconds=5),
+        timedelta(seconds=1),
+    )
+    assert ring.state is State.SUCCEEDED and ring.finished_at == clock.now()
+    # Going back is refused; reporting the same state again is harmless.
+    commands.report(session=db, keyring=keyring, device=device, command_id=ring.id,
+                    state=State.SUCCEEDED, result={"ok": True}, clock=clock)  # fmt: skip
+    with pytest.raises(Conflict):
+        commands.report(session=db, keyring=keyring, device=device, command_id=ring.id,
+                        state=State.RUNNING, result=None, clock=clock)  # fmt: skip
+    tags = db.scalars(
+        select(AuditEvent.action)
+        .where(AuditEvent.action.like("device:command:%"))
+        .order_by(AuditEvent.seq)
+    ).all()
+    assert tags == ["device:command:issue", "device:command:deliver", "device:command:state",
+                    "device:command:state"]  # fmt: skip
+
+
+def test_a_wipe_needs_the_password_and_the_devices_name(db, clock, keyring, owner, device):
+    with pytest.raises(ValidationFailed) as error:
+        _issue(db, keyring, owner, device, clock, Kind.WIPE, password="nope", confirm_name="laptop")
+    assert set(error.value.errors) == {"password", "confirm_name"}
+    wipe = _issue(db, keyring, owner, device, clock, Kind.WIPE, password=PASSWORD,
+                  confirm_name="Laptop")  # fmt: skip
+    assert wipe.state is State.QUEUED
+    # At most one destructive command pending per device.
+    with pytest.raises(Conflict):
+        _issue(db, keyring, owner, device, clock, Kind.WIPE, password=PASSWORD,
+               confirm_name="Laptop")  # fmt: skip
+
+
+def test_a_wipe_can_be_cancelled_until_fetched(db, clock, keyring, owner, device, key):
+    wipe = _issue(db, keyring, owner, device, clock, Kind.WIPE, password=PASSWORD,
+                  confirm_name="Laptop")  # fmt: skip
+    commands.cancel(session=db, keyring=keyring, user=owner, command=wipe, clock=clock)
+    assert wipe.state is State.CANCELLED
+    assert commands.deliver(session=db, keyring=keyring, device=device, key=key, clock=clock) == []
+    second = _issue(db, keyring, owner, device, clock, Kind.WIPE, password=PASSWORD,
+                    confirm_name="Laptop")  # fmt: skip
+    commands.deliver(session=db, keyring=keyring, device=device, key=key, clock=clock)
+    with pytest.raises(Conflict):
+        commands.cancel(session=db, keyring=keyring, user=owner, command=second, clock=clock)
+
+
+def test_a_wiped_device_is_terminal(db, clock, keyring, owner, device, key):
+    wipe = _issue(db, keyring, owner, device, clock, Kind.WIPE, password=PASSWORD,
+                  confirm_name="Laptop")  # fmt: skip
+    commands.deliver(session=db, keyring=keyring, device=device, key=key, clock=clock)
+    commands.report(session=db, keyring=keyring, device=device, command_id=wipe.id,
+                    state=State.SUCCEEDED, result={"files_removed": 3}, clock=clock)  # fmt: skip
+    assert device.revoked_at == clock.now()
+    with pytest.raises(Conflict):
+        _issue(db, keyring, owner, device, clock, Kind.RING)
+
+
+def test_commands_for_an_offline_device_wait_then_expire(db, clock, keyring, owner, device, key):
+    ring = _issue(db, keyring, owner, device, clock, Kind.RING)
+    clock.advance(commands.COMMAND_TTL - timedelta(minutes=1))
+    assert (
+        len(commands.deliver(session=db, keyring=keyring, device=device, key=key, clock=clock)) == 1
+    )
+    late = _issue(db, keyring, owner, device, clock, Kind.LOCATE)
+    clock.advance(commands.COMMAND_TTL)
+    assert commands.deliver(session=db, keyring=keyring, device=device, key=key, clock=clock) == []
+    assert late.state is State.EXPIRED and ring.state is State.EXPIRED
+
+
+def test_unpermitted_and_other_users_commands_are_refused(db, clock, keyring, owner, device):
+    from smartprotect.privacy.consent import service as consent
+    from smartprotect.privacy.consent.models import Channel, ConsentAction, ConsentEvent, Purpose
+
+    stranger = User(
+        email="s@example.kz", phone="+77010000002", password_hash="x", language="en",
+        created_at=clock.now(), password_changed_at=clock.now(),
+    )  # fmt: skip
+    db.add(stranger)
+    db.flush()
+    with pytest.raises(PermissionDenied):
+        _issue(db, keyring, stranger, device, clock, Kind.RING)
+    # The owner turns remote wipe off for this device: wipes are refused from then on.
+    consent.record(
+        session=db, keyring=keyring, subject_id=owner.id, purpose=Purpose.DEVICE_WIPE,
+        action=ConsentAction.WITHDRAW,
+        policy_document_id=db.scalar(select(ConsentEvent.policy_document_id)),
+        channel=Channel.WEB, actor="user:owner", clock=clock, scope=devices.scope_of(device.id),
+    )  # fmt: skip
+    with pytest.raises(PermissionDenied):
+        _issue(db, keyring, owner, device, clock, Kind.WIPE, password=PASSWORD,
+               confirm_name="Laptop")  # fmt: skip
