@@ -4,7 +4,12 @@ from smartprotect.accounts.models import ApiToken, EmailToken, LoginAttempt, Use
 from smartprotect.audit.models import AuditChainHead, AuditEvent
 from smartprotect.commands.models import Command
 from smartprotect.db import Base
-from smartprotect.devices.models import Device, DeviceLocation, EnrollmentCode
+from smartprotect.devices.models import (
+    Device,
+    DeviceLocation,
+    EnrollmentCode,
+    TheftIncident,
+)
 from smartprotect.mail.models import OutboxMessage
 from smartprotect.privacy.consent.models import ConsentEvent
 from smartprotect.privacy.keys.models import SubjectKey
@@ -33,6 +38,7 @@ __all__ = [
     "PolicyDocument",
     "PolicyRevision",
     "SubjectKey",
+    "TheftIncident",
     "User",
     "WebSession",
 ]

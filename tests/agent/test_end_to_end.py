@@ -122,7 +122,7 @@ def _issue(session_factory, keyring, clock, user_id, kind, **extra):
         device = session.scalar(select(Device).where(Device.user_id == user_id))
         command = commands.issue(
             session=session, keyring=keyring, user=user, device=device, kind=kind, clock=clock,
-            **extra,
+            links=accounts.Links(base_url="https://testserver"), **extra,
         )  # fmt: skip
         return command.id
 

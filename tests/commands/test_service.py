@@ -17,10 +17,12 @@ from smartprotect.devices import service as devices
 from smartprotect.devices.models import Capability
 from smartprotect.devices.schemas import EnrollRequest
 from smartprotect.errors import Conflict, PermissionDenied, ValidationFailed
+from smartprotect.mail.links import Links
 from smartprotect.privacy.keys import service as keys
 from smartprotect.security import hash_password
 
 PASSWORD = "owner's long password"
+LINKS = Links(base_url="https://smprotect.com")
 
 
 @pytest.fixture
@@ -54,16 +56,26 @@ def key():
     return Ed25519PrivateKey.generate()
 
 
+def _report(db, keyring, device, command_id, state, result, clock):
+    return commands.report(
+        session=db, keyring=keyring, device=device, command_id=command_id, state=state,
+        result=result, clock=clock, links=LINKS,
+    )  # fmt: skip
+
+
 def _issue(db, keyring, owner, device, clock, kind, **extra):
     return commands.issue(
-        session=db, keyring=keyring, user=owner, device=device, kind=kind, clock=clock, **extra
-    )
+        session=db, keyring=keyring, user=owner, device=device, kind=kind, clock=clock,
+        links=LINKS, **extra,
+    )  # fmt: skip
 
 
 def test_delivery_signs_each_command_for_its_device(db, clock, keyring, owner, device, key):
     lock = _issue(db, keyring, owner, device, clock, Kind.LOCK, message="Reward!", phone="+7 701")
     assert b"Reward" not in lock.sealed_params  # the owner's words are sealed
-    delivered = commands.deliver(session=db, keyring=keyring, device=device, key=key, clock=clock)
+    delivered = commands.deliver(
+        session=db, keyring=keyring, device=device, key=key, clock=clock, links=LINKS
+    )
     assert len(delivered) == 1 and lock.state is State.DELIVERED
     payload = {k: delivered[0][k] for k in ("device_id", "command_id", "kind", "params",
                                              "expires_at")}  # fmt: skip
@@ -73,30 +85,31 @@ def test_delivery_signs_each_command_for_its_device(db, clock, keyring, owner, d
     assert payload["params"] == {"message": "Reward!", "phone": "+7 701"}
     assert payload["device_id"] == str(device.id)
     # Delivered once: the next check-in brings nothing new.
-    assert commands.deliver(session=db, keyring=keyring, device=device, key=key, clock=clock) == []
+    assert (
+        commands.deliver(
+            session=db, keyring=keyring, device=device, key=key, clock=clock, links=LINKS
+        )
+        == []
+    )
 
 
 def test_the_state_machine_is_explicit_and_time_stamped(db, clock, keyring, owner, device, key):
     ring = _issue(db, keyring, owner, device, clock, Kind.RING)
     clock.advance(timedelta(seconds=5))
-    commands.deliver(session=db, keyring=keyring, device=device, key=key, clock=clock)
+    commands.deliver(session=db, keyring=keyring, device=device, key=key, clock=clock, links=LINKS)
     clock.advance(timedelta(seconds=1))
-    commands.report(session=db, keyring=keyring, device=device, command_id=ring.id,
-                    state=State.RUNNING, result=None, clock=clock)  # fmt: skip
+    _report(db, keyring, device, ring.id, State.RUNNING, None, clock)
     clock.advance(timedelta(seconds=1))
-    commands.report(session=db, keyring=keyring, device=device, command_id=ring.id,
-                    state=State.SUCCEEDED, result={"ok": True}, clock=clock)  # fmt: skip
+    _report(db, keyring, device, ring.id, State.SUCCEEDED, {"ok": True}, clock)
     assert (ring.delivered_at - ring.issued_at, ring.started_at - ring.delivered_at) == (
         timedelta(seconds=5),
         timedelta(seconds=1),
     )
     assert ring.state is State.SUCCEEDED and ring.finished_at == clock.now()
     # Going back is refused; reporting the same state again is harmless.
-    commands.report(session=db, keyring=keyring, device=device, command_id=ring.id,
-                    state=State.SUCCEEDED, result={"ok": True}, clock=clock)  # fmt: skip
+    _report(db, keyring, device, ring.id, State.SUCCEEDED, {"ok": True}, clock)
     with pytest.raises(Conflict):
-        commands.report(session=db, keyring=keyring, device=device, command_id=ring.id,
-                        state=State.RUNNING, result=None, clock=clock)  # fmt: skip
+        _report(db, keyring, device, ring.id, State.RUNNING, None, clock)
     tags = db.scalars(
         select(AuditEvent.action)
         .where(AuditEvent.action.like("device:command:%"))
@@ -124,10 +137,15 @@ def test_a_wipe_can_be_cancelled_until_fetched(db, clock, keyring, owner, device
                   confirm_name="Laptop")  # fmt: skip
     commands.cancel(session=db, keyring=keyring, user=owner, command=wipe, clock=clock)
     assert wipe.state is State.CANCELLED
-    assert commands.deliver(session=db, keyring=keyring, device=device, key=key, clock=clock) == []
+    assert (
+        commands.deliver(
+            session=db, keyring=keyring, device=device, key=key, clock=clock, links=LINKS
+        )
+        == []
+    )
     second = _issue(db, keyring, owner, device, clock, Kind.WIPE, password=PASSWORD,
                     confirm_name="Laptop")  # fmt: skip
-    commands.deliver(session=db, keyring=keyring, device=device, key=key, clock=clock)
+    commands.deliver(session=db, keyring=keyring, device=device, key=key, clock=clock, links=LINKS)
     with pytest.raises(Conflict):
         commands.cancel(session=db, keyring=keyring, user=owner, command=second, clock=clock)
 
@@ -135,9 +153,8 @@ def test_a_wipe_can_be_cancelled_until_fetched(db, clock, keyring, owner, device
 def test_a_wiped_device_is_terminal(db, clock, keyring, owner, device, key):
     wipe = _issue(db, keyring, owner, device, clock, Kind.WIPE, password=PASSWORD,
                   confirm_name="Laptop")  # fmt: skip
-    commands.deliver(session=db, keyring=keyring, device=device, key=key, clock=clock)
-    commands.report(session=db, keyring=keyring, device=device, command_id=wipe.id,
-                    state=State.SUCCEEDED, result={"files_removed": 3}, clock=clock)  # fmt: skip
+    commands.deliver(session=db, keyring=keyring, device=device, key=key, clock=clock, links=LINKS)
+    _report(db, keyring, device, wipe.id, State.SUCCEEDED, {"files_removed": 3}, clock)
     assert device.revoked_at == clock.now()
     with pytest.raises(Conflict):
         _issue(db, keyring, owner, device, clock, Kind.RING)
@@ -147,11 +164,21 @@ def test_commands_for_an_offline_device_wait_then_expire(db, clock, keyring, own
     ring = _issue(db, keyring, owner, device, clock, Kind.RING)
     clock.advance(commands.COMMAND_TTL - timedelta(minutes=1))
     assert (
-        len(commands.deliver(session=db, keyring=keyring, device=device, key=key, clock=clock)) == 1
+        len(
+            commands.deliver(
+                session=db, keyring=keyring, device=device, key=key, clock=clock, links=LINKS
+            )
+        )
+        == 1
     )
     late = _issue(db, keyring, owner, device, clock, Kind.LOCATE)
     clock.advance(commands.COMMAND_TTL)
-    assert commands.deliver(session=db, keyring=keyring, device=device, key=key, clock=clock) == []
+    assert (
+        commands.deliver(
+            session=db, keyring=keyring, device=device, key=key, clock=clock, links=LINKS
+        )
+        == []
+    )
     assert late.state is State.EXPIRED and ring.state is State.EXPIRED
 
 

@@ -52,3 +52,123 @@ def test_a_name_is_required(signed_in):  # noqa: F811
 
 def test_another_users_device_page_is_not_found(signed_in):  # noqa: F811
     assert signed_in.get(f"/devices/{uuid.uuid4()}").status_code == 404
+
+
+def _enrolled(client, capabilities=("locate", "ring", "lock", "wipe")):
+    token = form_page(client, "/devices")
+    data = {"csrf_token": token, "device_name": "Work laptop"}
+    data.update({f"capability_{c}": "on" for c in capabilities})
+    response = client.post("/devices/enrollment-codes", data=data)
+    code = re.search(r'id="enrollment-code">([A-Z0-9-]+)<', response.text).group(1)
+    enrolled = client.post(
+        "/api/v1/agent/enroll",
+        json={"code": code, "platform": "linux", "allowed": list(capabilities)},
+    ).json()
+    return enrolled["device_id"], {"Authorization": f"Bearer {enrolled['credential']}"}, token
+
+
+def test_commands_from_the_device_page(signed_in, mailbox, deliver):  # noqa: F811
+    from tests.helpers import PASSWORD
+
+    client = signed_in
+    device_id, auth, token = _enrolled(client)
+    page = f"/devices/{device_id}"
+    assert (
+        client.post(f"{page}/commands", data={"csrf_token": token, "kind": "ring"}).status_code
+        == 303
+    )
+    fragment = client.get(f"{page}/commands").text
+    assert "Ring" in fragment and "queued" in fragment and "<html" not in fragment
+
+    # A wipe needs the password and the device's name, typed.
+    bad = client.post(
+        f"{page}/commands",
+        data={"csrf_token": token, "kind": "wipe", "password": "nope", "confirm_name": "x"},
+    )
+    assert bad.status_code == 422
+    assert 'id="e-password"' in bad.text and 'id="e-confirm_name"' in bad.text
+    good = client.post(
+        f"{page}/commands",
+        data={"csrf_token": token, "kind": "wipe", "password": PASSWORD,
+              "confirm_name": "Work laptop"},
+    )  # fmt: skip
+    assert good.status_code == 303
+    deliver()
+    assert "A wipe of Work laptop was requested" in mailbox.last_to("aigerim@example.kz")["Subject"]
+
+    # The device fetches both; the owner is told the wipe can no longer be cancelled.
+    answer = client.post("/api/v1/agent/check-in", json={}, headers=auth).json()
+    assert [c["kind"] for c in answer["commands"]] == ["ring", "wipe"]
+    deliver()
+    assert "has received the wipe" in mailbox.last_to("aigerim@example.kz")["Subject"]
+    wipe_id = answer["commands"][1]["command_id"]
+    client.post(f"/api/v1/agent/commands/{wipe_id}/state", json={"state": "running"}, headers=auth)
+    client.post(
+        f"/api/v1/agent/commands/{wipe_id}/state",
+        json={"state": "succeeded", "result": {"files_removed": 4, "failures": 0}},
+        headers=auth,
+    )
+    deliver()
+    assert "has been wiped" in mailbox.last_to("aigerim@example.kz")["Subject"]
+    assert client.post("/api/v1/agent/check-in", json={}, headers=auth).status_code == 401
+    assert "takes no more commands" in client.get(page).text
+
+
+def test_a_queued_command_can_be_cancelled_from_the_page(signed_in, db):  # noqa: F811
+    from sqlalchemy import select
+
+    from smartprotect.commands.models import Command
+
+    client = signed_in
+    device_id, _auth, token = _enrolled(client)
+    client.post(f"/devices/{device_id}/commands", data={"csrf_token": token, "kind": "locate"})
+    command_id = db.scalar(select(Command.id))
+    response = client.post(
+        f"/devices/{device_id}/commands/{command_id}/cancel", data={"csrf_token": token}
+    )
+    assert response.status_code == 303
+    assert "cancelled" in client.get(f"/devices/{device_id}/commands").text
+
+
+def test_lost_mode_reports_often_and_mails_when_found(signed_in, mailbox, deliver, db):  # noqa: F811
+    from sqlalchemy import select
+
+    from smartprotect.devices.models import TheftIncident
+
+    client = signed_in
+    device_id, auth, token = _enrolled(client)
+    assert (
+        client.post("/api/v1/agent/check-in", json={}, headers=auth).json()[
+            "check_in_after_seconds"
+        ]
+        == 15 * 60
+    )
+    client.post(f"/devices/{device_id}/lost", data={"csrf_token": token, "lost": "1"})
+    incident = db.scalar(select(TheftIncident))
+    assert incident.platform == "linux" and incident.region == "unknown"
+    answer = client.post("/api/v1/agent/check-in", json={}, headers=auth).json()
+    assert answer["check_in_after_seconds"] == 60
+    deliver()
+    assert "is back online" in mailbox.last_to("aigerim@example.kz")["Subject"]
+    client.post("/api/v1/agent/check-in", json={}, headers=auth)
+    deliver()
+    assert sum("is back online" in m["Subject"] for m in mailbox.to("aigerim@example.kz")) == 1
+
+
+def test_remote_wipe_can_be_turned_off_per_device(signed_in):  # noqa: F811
+    from tests.helpers import PASSWORD
+
+    client = signed_in
+    device_id, _auth, token = _enrolled(client)
+    page = f"/devices/{device_id}"
+    client.post(f"{page}/permissions/wipe", data={"csrf_token": token, "granted": "0"})
+    html = client.get(page).text
+    assert 'value="wipe"' not in html  # the wipe form is gone
+    response = client.post(
+        f"{page}/commands",
+        data={"csrf_token": token, "kind": "wipe", "password": PASSWORD,
+              "confirm_name": "Work laptop"},
+    )  # fmt: skip
+    assert response.status_code == 403
+    client.post(f"{page}/permissions/wipe", data={"csrf_token": token, "granted": "1"})
+    assert 'value="wipe"' in client.get(page).text

@@ -19,6 +19,8 @@ class Tag(enum.StrEnum):
     ACCOUNT_CLOSED = "account:user:close"
     DEVICE_ENROLLMENT_CODE_CREATED = "device:enrollment_code:create"
     DEVICE_ENROLLED = "device:device:enroll"
+    DEVICE_MARKED_LOST = "device:device:lost"
+    DEVICE_MARKED_FOUND = "device:device:found"
     COMMAND_ISSUED = "device:command:issue"
     COMMAND_CANCELLED = "device:command:cancel"
     COMMAND_DELIVERED = "device:command:deliver"

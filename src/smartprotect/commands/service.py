@@ -21,6 +21,9 @@ from smartprotect.devices import service as devices
 from smartprotect.devices.models import Capability, Device
 from smartprotect.errors import Conflict, PermissionDenied, ValidationFailed
 from smartprotect.i18n import N_
+from smartprotect.mail import render
+from smartprotect.mail import service as mail
+from smartprotect.mail.links import Links
 from smartprotect.privacy.keys import service as keys
 from smartprotect.privacy.keys.master import Keyring
 from smartprotect.security import verify_password
@@ -28,6 +31,22 @@ from smartprotect.security import verify_password
 COMMAND_TTL = timedelta(days=7)
 DESTRUCTIVE = frozenset({Kind.WIPE})
 LOCK_MESSAGE_MAX = 200
+KIND_LABELS: dict[Kind, str] = {
+    Kind.LOCATE: N_("Locate"),
+    Kind.RING: N_("Ring"),
+    Kind.LOCK: N_("Lock"),
+    Kind.UNLOCK: N_("Unlock"),
+    Kind.WIPE: N_("Wipe"),
+}
+STATE_LABELS: dict[State, str] = {
+    State.QUEUED: N_("queued"),
+    State.DELIVERED: N_("delivered"),
+    State.RUNNING: N_("running"),
+    State.SUCCEEDED: N_("succeeded"),
+    State.FAILED: N_("failed"),
+    State.CANCELLED: N_("cancelled"),
+    State.EXPIRED: N_("expired"),
+}
 KIND_CAPABILITY: dict[Kind, Capability] = {
     Kind.LOCATE: Capability.LOCATE,
     Kind.RING: Capability.RING,
@@ -88,6 +107,21 @@ def _audit(session, keyring, clock, device: Device, command: Command, tag: Tag, 
     )  # fmt: skip
 
 
+def _mail_owner(session: Session, device: Device, template: str, clock: Clock, links: Links,
+                **context) -> None:  # fmt: skip
+    """The owner hears of every step of a wipe, whoever started it."""
+    owner = session.get(User, device.user_id)
+    if owner is None:
+        return
+    subject, body = render.render(
+        template, language=owner.language, device=device.name,
+        link=links.to(f"/devices/{device.id}", owner.language), **context,
+    )  # fmt: skip
+    mail.enqueue(
+        session=session, recipient=owner.email, subject=subject, body_text=body, clock=clock
+    )
+
+
 def issue(
     *,
     session: Session,
@@ -96,6 +130,7 @@ def issue(
     device: Device,
     kind: Kind,
     clock: Clock,
+    links: Links,
     message: str | None = None,
     phone: str | None = None,
     password: str | None = None,
@@ -145,6 +180,8 @@ def issue(
     session.add(command)
     session.flush()
     _audit(session, keyring, clock, device, command, Tag.COMMAND_ISSUED, command.issued_by)
+    if kind is Kind.WIPE:
+        _mail_owner(session, device, "wipe_issued", clock, links)
     return command
 
 
@@ -194,7 +231,13 @@ def cancel(
 
 
 def deliver(
-    *, session: Session, keyring: Keyring, device: Device, key: Ed25519PrivateKey, clock: Clock
+    *,
+    session: Session,
+    keyring: Keyring,
+    device: Device,
+    key: Ed25519PrivateKey,
+    clock: Clock,
+    links: Links,
 ) -> list[dict[str, Any]]:
     """The device's queued commands, marked delivered, each signed for this device only."""
     now = clock.now()
@@ -213,6 +256,8 @@ def deliver(
         )
         delivered.append({**payload, "signature": sign(payload, key)})
         _audit(session, keyring, clock, device, command, Tag.COMMAND_DELIVERED, "device")
+        if command.kind is Kind.WIPE:
+            _mail_owner(session, device, "wipe_fetched", clock, links)
     session.flush()
     return delivered
 
@@ -226,6 +271,7 @@ def report(
     state: State,
     result: dict[str, Any] | None,
     clock: Clock,
+    links: Links,
 ) -> Command:
     """A device reports progress on a command it was given."""
     command = session.get(Command, command_id)
@@ -239,6 +285,11 @@ def report(
     if command.kind is Kind.WIPE and state is State.SUCCEEDED:
         # A wiped device is terminal: its credential stops working now.
         device.revoked_at = clock.now()
+        summary = result or {}
+        _mail_owner(
+            session, device, "wipe_completed", clock, links,
+            files=summary.get("files_removed", "?"), failures=summary.get("failures", "?"),
+        )  # fmt: skip
     session.flush()
     return command
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -54,10 +54,25 @@ class Device(Model):
     # ever stored when the owner allowed the device to report them.
     sealed_accounts: Mapped[bytes | None] = mapped_column(LargeBinary)
     lost: Mapped[bool] = mapped_column(default=False)
+    lost_since: Mapped[datetime | None]
+    # Set when the owner was told a lost device came back, so they are told once.
+    found_notified_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
 
     def permits(self, capability: Capability) -> bool:
         return capability.value in self.capabilities
+
+
+class TheftIncident(Model):
+    """A device marked lost, kept for anonymized statistics (clause 6.1): no owner, no device,
+    only the day and a coarse region."""
+
+    __tablename__ = "theft_incidents"
+
+    reported_on: Mapped[date]
+    # The last known position rounded to a 1-degree cell ("43N 76E"), or "unknown".
+    region: Mapped[str] = mapped_column(String(16))
+    platform: Mapped[str] = mapped_column(String(32))
 
 
 class LocationMethod(enum.StrEnum):

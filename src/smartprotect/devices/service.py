@@ -14,10 +14,19 @@ from smartprotect.accounts.models import User
 from smartprotect.audit import service as audit
 from smartprotect.audit.tags import Tag
 from smartprotect.clock import Clock
-from smartprotect.devices.models import Capability, Device, DeviceLocation, EnrollmentCode
+from smartprotect.devices.models import (
+    Capability,
+    Device,
+    DeviceLocation,
+    EnrollmentCode,
+    TheftIncident,
+)
 from smartprotect.devices.schemas import CheckIn, EnrollRequest, LocationFix, LocationRead
 from smartprotect.errors import NotFound, ValidationFailed
 from smartprotect.i18n import N_
+from smartprotect.mail import render
+from smartprotect.mail import service as mail
+from smartprotect.mail.links import Links
 from smartprotect.privacy.consent import service as consent
 from smartprotect.privacy.consent.models import Channel, ConsentAction, Purpose
 from smartprotect.privacy.keys import service as keys
@@ -266,4 +275,96 @@ def accounts_of(*, session: Session, keyring: Keyring, device: Device) -> list[s
             table=Device.__tablename__, column="sealed_accounts", row_id=device.id,
             ciphertext=device.sealed_accounts,
         )
+    )  # fmt: skip
+
+
+def _region(latest: LocationRead | None) -> str:
+    if latest is None:
+        return "unknown"
+    lat, lon = round(latest.latitude), round(latest.longitude)
+    return f"{abs(lat)}{'N' if lat >= 0 else 'S'} {abs(lon)}{'E' if lon >= 0 else 'W'}"
+
+
+def set_lost(
+    *, session: Session, keyring: Keyring, user: User, device: Device, lost: bool, clock: Clock
+) -> Device:
+    """Mark a device lost (it then reports often) or found again."""
+    if device.user_id != user.id:
+        raise NotFound(N_("No such device."))
+    if device.lost == lost:
+        return device
+    now = clock.now()
+    device.lost = lost
+    device.lost_since = now if lost else None
+    device.found_notified_at = None
+    if lost:
+        latest = locations(session=session, keyring=keyring, device=device, limit=1)
+        session.add(
+            TheftIncident(
+                reported_on=now.date(),
+                region=_region(latest[0] if latest else None),
+                platform=device.platform,
+            )
+        )
+    audit.record_event(
+        session=session, clock=clock,
+        action=Tag.DEVICE_MARKED_LOST if lost else Tag.DEVICE_MARKED_FOUND,
+        actor=audit.user_actor(secret=keyring.secret, user_id=user.id), secret=keyring.secret,
+        subject_id=user.id, details={"device": str(device.id)},
+    )  # fmt: skip
+    session.flush()
+    return device
+
+
+def notify_if_found(*, session: Session, device: Device, clock: Clock, links: Links) -> bool:
+    """Mail the owner, once, that their lost device has come back online."""
+    if not device.lost or device.found_notified_at is not None:
+        return False
+    owner = session.get(User, device.user_id)
+    if owner is None:
+        return False
+    subject, body = render.render(
+        "device_found", language=owner.language, device=device.name,
+        link=links.to(f"/devices/{device.id}", owner.language),
+    )  # fmt: skip
+    mail.enqueue(
+        session=session, recipient=owner.email, subject=subject, body_text=body, clock=clock
+    )
+    device.found_notified_at = clock.now()
+    return True
+
+
+def set_permission(
+    *,
+    session: Session,
+    keyring: Keyring,
+    user: User,
+    device: Device,
+    capability: Capability,
+    granted: bool,
+    clock: Clock,
+) -> None:
+    """Turn one of a device's permissions off or back on (never beyond what it was enrolled
+    with: a machine that did not allow wiping cannot be made to)."""
+    if device.user_id != user.id:
+        raise NotFound(N_("No such device."))
+    if granted and not device.permits(capability):
+        raise ValidationFailed(
+            {"capability": N_("This device was not enrolled with that permission.")}
+        )
+    revision = policy.in_force(session=session)
+    if revision is None:
+        return
+    scope = scope_of(device.id)
+    purpose = CAPABILITY_PURPOSE[capability]
+    if (
+        consent.is_permitted(session=session, subject_id=user.id, purpose=purpose, scope=scope)
+        == granted
+    ):
+        return
+    consent.record(
+        session=session, keyring=keyring, subject_id=user.id, purpose=purpose,
+        action=ConsentAction.GRANT if granted else ConsentAction.WITHDRAW,
+        policy_document_id=policy.document_of(revision, user.language).id, channel=Channel.WEB,
+        actor=audit.user_actor(secret=keyring.secret, user_id=user.id), clock=clock, scope=scope,
     )  # fmt: skip

@@ -14,6 +14,7 @@ from smartprotect.commands.models import State
 from smartprotect.deps import ClockDep, CurrentDevice, DbSession, KeyringDep, SettingsDep
 from smartprotect.devices import service as devices
 from smartprotect.devices.schemas import CheckIn, CheckInResponse, EnrollRequest, EnrollResponse
+from smartprotect.mail.links import Links
 from smartprotect.signing import public_text
 
 router = APIRouter(prefix="/agent", tags=["agent"])
@@ -54,9 +55,12 @@ def check_in(
     stored, accounts_stored = devices.check_in(
         session=db, keyring=keyring, device=device, report=body, clock=clock
     )
+    links = Links(base_url=settings.base_url)
+    devices.notify_if_found(session=db, device=device, clock=clock, links=links)
     pending = commands.deliver(
-        session=db, keyring=keyring, device=device, key=request.app.state.command_key, clock=clock
-    )
+        session=db, keyring=keyring, device=device, key=request.app.state.command_key,
+        clock=clock, links=links,
+    )  # fmt: skip
     return CheckInResponse(
         commands=pending,
         check_in_after_seconds=devices.next_check_in(
@@ -80,12 +84,13 @@ def report_command(
     body: CommandReport,
     device: CurrentDevice,
     db: DbSession,
+    settings: SettingsDep,
     clock: ClockDep,
     keyring: KeyringDep,
 ) -> Response:
     """Report that a command started, succeeded or failed (sending it again is harmless)."""
     commands.report(
         session=db, keyring=keyring, device=device, command_id=command_id, state=body.state,
-        result=body.result, clock=clock,
+        result=body.result, clock=clock, links=Links(base_url=settings.base_url),
     )  # fmt: skip
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -8,15 +8,21 @@ from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.responses import Response
 
+from smartprotect.commands import service as commands
+from smartprotect.commands.models import Command, Kind
+from smartprotect.commands.service import KIND_LABELS, STATE_LABELS
 from smartprotect.deps import ClockDep, DbSession, KeyringDep, SettingsDep
 from smartprotect.devices import service as devices
 from smartprotect.devices.models import Capability
 from smartprotect.devices.schemas import EnrollmentCodeCreate
+from smartprotect.errors import NotFound, ValidationFailed
+from smartprotect.i18n import N_
+from smartprotect.mail.links import Links
 from smartprotect.privacy.consent.purposes import TERMS
 from smartprotect.validation import field_errors
 from smartprotect.web.gates import SignedInUser
 from smartprotect.web.templating import render
-from smartprotect.web.views.forms import CheckedForm, checkbox
+from smartprotect.web.views.forms import CheckedForm, checkbox, redirect
 
 router = APIRouter()
 
@@ -86,6 +92,33 @@ def create_code(
     )  # fmt: skip
 
 
+def _device_context(db, keyring, device) -> dict:
+    scope = devices.scope_of(device.id)
+    return {
+        "device": device,
+        "locations": devices.locations(session=db, keyring=keyring, device=device),
+        "accounts": devices.accounts_of(session=db, keyring=keyring, device=device),
+        "capability_labels": {c: TERMS[devices.CAPABILITY_PURPOSE[c]].label for c in Capability},
+        "permitted": {c: devices.may(session=db, device=device, capability=c) for c in Capability},
+        "enrolled_with": set(device.capabilities),
+        "scope": scope,
+        "commands": commands.history(session=db, device=device),
+        "kinds": Kind,
+        "state_labels": STATE_LABELS,
+        "kind_labels": KIND_LABELS,
+    }
+
+
+def _device_page(request, db, settings, keyring, user, device, *, errors=None, values=None,
+                 status_code=200):  # fmt: skip
+    context = _device_context(db, keyring, device)
+    context.update(errors=errors or {}, values=values or {})
+    return render(
+        request, "devices/device.html", settings=settings, user=user, context=context,
+        status_code=status_code,
+    )  # fmt: skip
+
+
 @router.get("/devices/{device_id}")
 def device_page(
     request: Request,
@@ -96,17 +129,110 @@ def device_page(
     user: SignedInUser,
 ) -> Response:
     device = devices.get_device(session=db, user=user, device_id=device_id)
+    return _device_page(request, db, settings, keyring, user, device)
+
+
+@router.get("/devices/{device_id}/commands")
+def commands_fragment(
+    request: Request,
+    device_id: uuid.UUID,
+    db: DbSession,
+    settings: SettingsDep,
+    keyring: KeyringDep,
+    user: SignedInUser,
+) -> Response:
+    """The command list alone, which the page polls to show states as they change."""
+    device = devices.get_device(session=db, user=user, device_id=device_id)
     return render(
-        request,
-        "devices/device.html",
-        settings=settings,
-        user=user,
-        context={
-            "device": device,
-            "locations": devices.locations(session=db, keyring=keyring, device=device),
-            "accounts": devices.accounts_of(session=db, keyring=keyring, device=device),
-            "capability_labels": {
-                c: TERMS[devices.CAPABILITY_PURPOSE[c]].label for c in Capability
-            },
-        },
-    )
+        request, "devices/_commands.html", settings=settings, user=user,
+        context=_device_context(db, keyring, device),
+    )  # fmt: skip
+
+
+@router.post("/devices/{device_id}/commands")
+def issue_command(
+    request: Request,
+    device_id: uuid.UUID,
+    form: CheckedForm,
+    db: DbSession,
+    settings: SettingsDep,
+    clock: ClockDep,
+    keyring: KeyringDep,
+    user: SignedInUser,
+) -> Response:
+    device = devices.get_device(session=db, user=user, device_id=device_id)
+    try:
+        kind = Kind(form.get("kind", ""))
+    except ValueError:
+        raise ValidationFailed({"kind": N_("This value is not valid.")}) from None
+    try:
+        commands.issue(
+            session=db, keyring=keyring, user=user, device=device, kind=kind, clock=clock,
+            links=Links(base_url=settings.base_url), message=form.get("message"),
+            phone=form.get("phone"), password=form.get("password"),
+            confirm_name=form.get("confirm_name"),
+        )  # fmt: skip
+    except ValidationFailed as exc:
+        db.rollback()
+        values = {"message": form.get("message", ""), "phone": form.get("phone", "")}
+        return _device_page(
+            request, db, settings, keyring, user, device, errors=exc.errors, values=values,
+            status_code=422,
+        )  # fmt: skip
+    return redirect(request, f"/devices/{device.id}")
+
+
+@router.post("/devices/{device_id}/commands/{command_id}/cancel")
+def cancel_command(
+    request: Request,
+    device_id: uuid.UUID,
+    command_id: uuid.UUID,
+    form: CheckedForm,
+    db: DbSession,
+    clock: ClockDep,
+    keyring: KeyringDep,
+    user: SignedInUser,
+) -> Response:
+    device = devices.get_device(session=db, user=user, device_id=device_id)
+    command = db.get(Command, command_id)
+    if command is None or command.device_id != device.id:
+        raise NotFound(N_("No such command for this device."))
+    commands.cancel(session=db, keyring=keyring, user=user, command=command, clock=clock)
+    return redirect(request, f"/devices/{device.id}")
+
+
+@router.post("/devices/{device_id}/lost")
+def mark_lost(
+    request: Request,
+    device_id: uuid.UUID,
+    form: CheckedForm,
+    db: DbSession,
+    clock: ClockDep,
+    keyring: KeyringDep,
+    user: SignedInUser,
+) -> Response:
+    device = devices.get_device(session=db, user=user, device_id=device_id)
+    devices.set_lost(
+        session=db, keyring=keyring, user=user, device=device, lost=form.get("lost") == "1",
+        clock=clock,
+    )  # fmt: skip
+    return redirect(request, f"/devices/{device.id}")
+
+
+@router.post("/devices/{device_id}/permissions/{capability}")
+def change_permission(
+    request: Request,
+    device_id: uuid.UUID,
+    capability: Capability,
+    form: CheckedForm,
+    db: DbSession,
+    clock: ClockDep,
+    keyring: KeyringDep,
+    user: SignedInUser,
+) -> Response:
+    device = devices.get_device(session=db, user=user, device_id=device_id)
+    devices.set_permission(
+        session=db, keyring=keyring, user=user, device=device, capability=capability,
+        granted=form.get("granted") == "1", clock=clock,
+    )  # fmt: skip
+    return redirect(request, f"/devices/{device.id}")
