@@ -27,7 +27,7 @@ from smartprotect.privacy.keys.master import Keyring, keyring_from_settings
 from smartprotect.validation import field_errors_from_request
 from smartprotect.web.gates import LoginRequired, PolicyReviewRequired
 from smartprotect.web.language import LanguageMiddleware, is_explicit, localized
-from smartprotect.web.security_headers import SecurityHeadersMiddleware
+from smartprotect.web.security_headers import SecurityHeadersMiddleware, content_security_policy
 from smartprotect.web.templating import language, make_templates, render
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
@@ -100,7 +100,11 @@ def create_app(
         return JSONResponse({"status": "ok", "database": "ok", "version": __version__})
 
     _install_error_handlers(app)
-    app.add_middleware(SecurityHeadersMiddleware, https=settings.secure_cookies)
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        https=settings.secure_cookies,
+        policy=content_security_policy(settings.map_tile_url),
+    )
     app.add_middleware(LanguageMiddleware)
     return app
 

@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     master_key: SecretStr | None = None
     master_key_file: Path | None = None
     audit_signing_key_file: Path | None = None
+    # Map tiles for the dashboard, e.g. https://tile.example.org/{z}/{x}/{y}.png; without
+    # one the map shows the points on a plain background (nothing is fetched elsewhere).
+    map_tile_url: str | None = None
+    map_attribution: str = ""
     # Signs every command sent to a device (Ed25519, PEM); development creates one.
     command_signing_key_file: Path | None = None
     # How often devices report: rarely to spare the battery, often once marked lost.

@@ -247,3 +247,57 @@ def test_consents_and_a_new_revision_in_a_real_browser(
     page.get_by_role("button", name="Accept revision 2026-11-26 after all").click()
     expect(page).to_have_url(f"{server.url}/en/account")
     page.close()
+
+
+def test_dashboard_map_and_live_command_states_in_a_real_browser(
+    browser, server, published_policy, mailbox
+):
+    import httpx
+
+    email = "devices@example.kz"
+    page = browser.new_page()
+    broken: list[str] = []
+    page.on("pageerror", lambda exc: broken.append(str(exc)))
+    page.goto(f"{server.url}/register")
+    page.fill("#f-email", email)
+    page.fill("#f-phone", "+7 701 555 0103")
+    page.fill("#f-password", "a browser passphrase")
+    page.fill("#f-password_confirm", "a browser passphrase")
+    page.check("#f-accept_policy")
+    page.check("#f-consent_processing")
+    page.locator("form[action$='/register'] button[type=submit]").click()
+    page.goto(link_in(_wait_for_mail(mailbox, email, 1), "/verify-email/"))
+    page.get_by_role("button", name="Confirm my email address").click()
+    page.fill("#f-email", email)
+    page.fill("#f-password", "a browser passphrase")
+    page.locator("main form button[type=submit]").click()
+
+    page.goto(f"{server.url}/en/devices")
+    page.fill("#f-device_name", "Office laptop")
+    page.get_by_role("button", name="Create an enrollment code").click()
+    code = page.locator("#enrollment-code").inner_text()
+    enrolled = httpx.post(
+        f"{server.url}/api/v1/agent/enroll",
+        json={"code": code, "platform": "linux", "allowed": ["locate", "ring", "lock"]},
+    ).json()
+    auth = {"Authorization": f"Bearer {enrolled['credential']}"}
+    from datetime import UTC, datetime
+
+    fix = {"latitude": 43.238949, "longitude": 76.889709, "accuracy_m": 35, "method": "wifi",
+           "fixed_at": datetime.now(UTC).isoformat()}  # fmt: skip
+    httpx.post(f"{server.url}/api/v1/agent/check-in", json={"locations": [fix]}, headers=auth)
+
+    page.goto(f"{server.url}/en/devices")
+    expect(page.locator("#map.leaflet-container")).to_be_visible()
+    expect(page.locator(".leaflet-marker-icon")).to_have_count(1)
+    _shot(page, "devices-dashboard-map")
+
+    page.get_by_role("link", name="Office laptop").click()
+    page.get_by_role("button", name="Ring", exact=True).click()
+    expect(page.locator("#commands tbody tr").first).to_contain_text("queued")
+    # The device fetches it; the page shows the new state without a reload.
+    httpx.post(f"{server.url}/api/v1/agent/check-in", json={}, headers=auth)
+    expect(page.locator("#commands tbody tr").first).to_contain_text("delivered", timeout=8000)
+    _shot(page, "device-page-commands")
+    assert broken == []
+    page.close()

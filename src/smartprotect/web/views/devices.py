@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from fastapi import APIRouter, Request
@@ -45,6 +46,15 @@ def _dashboard(request, db, settings, keyring, user, *, code=None, values=None, 
                 c: TERMS[devices.CAPABILITY_PURPOSE[c]].label for c in Capability
             },
             "code": code,
+            "map_points": json.dumps(
+                [
+                    _point(row["location"], row["device"].name)
+                    for row in rows
+                    if row["location"] is not None
+                ]
+            ),
+            "map_tiles": settings.map_tile_url or "",
+            "map_attribution": settings.map_attribution,
             "values": values or {"capabilities": ["locate", "ring", "lock"]},
             "errors": errors or {},
         },
@@ -109,10 +119,26 @@ def _device_context(db, keyring, device) -> dict:
     }
 
 
+def _point(location, label: str) -> dict:
+    return {
+        "lat": location.latitude,
+        "lon": location.longitude,
+        "accuracy": location.accuracy_m,
+        "label": f"{label} · {location.fixed_at:%Y-%m-%d %H:%M} UTC · ± "
+        f"{round(location.accuracy_m)} m · {location.method.value}",
+    }
+
+
 def _device_page(request, db, settings, keyring, user, device, *, errors=None, values=None,
                  status_code=200):  # fmt: skip
     context = _device_context(db, keyring, device)
-    context.update(errors=errors or {}, values=values or {})
+    context.update(
+        errors=errors or {},
+        values=values or {},
+        map_points=json.dumps([_point(p, device.name) for p in context["locations"][:200]]),
+        map_tiles=settings.map_tile_url or "",
+        map_attribution=settings.map_attribution,
+    )
     return render(
         request, "devices/device.html", settings=settings, user=user, context=context,
         status_code=status_code,

@@ -1,0 +1,15 @@
+"""The Content-Security-Policy admits map tiles only from the configured tile server."""
+
+from smartprotect.web.security_headers import content_security_policy
+
+
+def test_no_tile_server_means_only_our_own_origin():
+    assert "img-src 'self' data:;" in content_security_policy(None)
+
+
+def test_the_tile_server_is_allowed_for_images_only():
+    policy = content_security_policy("https://tiles.example.org/{z}/{x}/{y}.png")
+    assert "img-src 'self' data: https://tiles.example.org;" in policy
+    assert "script-src 'self';" in policy
+    wildcard = content_security_policy("https://{s}.tile.example.org/{z}/{x}/{y}.png")
+    assert "https://*.tile.example.org" in wildcard
