@@ -17,8 +17,9 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from smartprotect import __version__
 from smartprotect.clock import Clock, SystemClock
+from smartprotect.commands.notify import Notifier
 from smartprotect.config import Settings
-from smartprotect.db import make_engine, make_session_factory
+from smartprotect.db import make_engine, make_session_factory, normalise_url
 from smartprotect.devices.signing import command_key_from_settings
 from smartprotect.errors import SmartProtectError
 from smartprotect.i18n import N_, translations
@@ -55,12 +56,16 @@ def create_app(
     clock = clock or SystemClock()
     outbox = OutboxWorker(settings=settings, session_factory=session_factory, clock=clock)
 
+    notifier = Notifier()
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         await outbox.start()
+        await notifier.start(database_url=normalise_url(settings.database_url))
         try:
             yield
         finally:
+            await notifier.stop()
             await outbox.stop()
 
     app = FastAPI(
@@ -80,6 +85,7 @@ def create_app(
     app.state.keyring = keyring
     app.state.command_key = command_key
     app.state.outbox = outbox
+    app.state.notifier = notifier
     app.state.templates = make_templates()
 
     from smartprotect.api.v1 import router as api_v1_router

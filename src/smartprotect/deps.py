@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from smartprotect.accounts import service as accounts
 from smartprotect.accounts.models import User
 from smartprotect.clock import Clock
+from smartprotect.commands.notify import QUEUED_FLAG as COMMAND_QUEUED
 from smartprotect.config import Settings
 from smartprotect.devices import service as devices
 from smartprotect.devices.models import Device
@@ -28,6 +29,11 @@ def get_db(request: Request) -> Iterator[Session]:
         session.commit()
         if session.info.pop(QUEUED_FLAG, False):
             request.app.state.outbox.wake()
+        queued_for = session.info.pop(COMMAND_QUEUED, None)
+        if queued_for:
+            request.app.state.notifier.publish(
+                queued_for, via_database=session.get_bind().dialect.name == "postgresql"
+            )
     except BaseException:
         session.rollback()
         raise

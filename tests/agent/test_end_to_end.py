@@ -221,3 +221,64 @@ def test_locate_ring_lock_replay_forgery_and_wipe(
         assert tags.count("device:command:issue") == 5
         assert "device:command:state" in tags
         assert verify_chain(session=session).ok
+
+
+def test_a_running_agent_gets_commands_at_once(
+    database_url, engine, smtp_port, command_key_file, tmp_path, owner_code, session_factory,
+    keyring, clock,
+):  # fmt: skip
+    """`agent run` waits on the server between check-ins, so a command is carried out as soon
+    as it is issued, not at the next check-in 15 minutes later."""
+    import time
+
+    import httpx
+
+    user_id, code = owner_code
+    state_dir, ring_log = tmp_path / "agent", tmp_path / "ring.log"
+    with live_server(
+        database_url=database_url, smtp_port=smtp_port, command_key_file=command_key_file,
+        log_path=tmp_path / "server.log",
+    ) as server:  # fmt: skip
+        enrolled = _agent(
+            "enroll", "--server", server.url, "--code", code,
+            "--ring-command", f"sh -c 'echo rang >> {ring_log}'", state_dir=state_dir,
+        )  # fmt: skip
+        assert enrolled.returncode == 0, enrolled.stderr
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "smartprotect", "agent", "run", "--state-dir", str(state_dir)],
+            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "agent.log", "w"),  # noqa: SIM115
+        )  # fmt: skip
+        try:
+            # Once it has checked in, it is waiting on the server.
+            deadline = time.monotonic() + 30
+            while not _checked_in(session_factory, user_id) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            # Through the server's API, as the dashboard would (on SQLite the wake-up is
+            # in-process, so the command must come through the instance the agent waits on).
+            from tests.api.test_long_poll import _token
+
+            device_id = _device_id(session_factory, user_id)
+            token = _token(session_factory, clock, keyring, user_id)
+            issued = httpx.post(
+                f"{server.url}/api/v1/devices/{device_id}/commands", json={"kind": "ring"},
+                headers={"Authorization": f"Bearer {token}"},
+            )  # fmt: skip
+            assert issued.status_code == 201, issued.text
+            deadline = time.monotonic() + 30
+            while not ring_log.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert ring_log.read_text() == "rang\n"
+        finally:
+            agent.terminate()
+            agent.wait(timeout=10)
+
+
+def _device_id(session_factory, user_id):
+    with session_factory() as session:
+        return session.scalar(select(Device.id).where(Device.user_id == user_id))
+
+
+def _checked_in(session_factory, user_id) -> bool:
+    with session_factory() as session:
+        device = session.scalar(select(Device).where(Device.user_id == user_id))
+        return device is not None and device.last_seen_at is not None

@@ -57,3 +57,15 @@ def report_command(*, server: str, credential: str, command_id: str, state: str,
         timeout=HTTP_TIMEOUT_SECONDS,
     )
     _raise_for_problem(response)
+
+
+def poll(*, server: str, credential: str, wait: float) -> dict:
+    """Wait on the server for commands (long-poll); returns at once when one is queued."""
+    response = httpx.get(
+        f"{server.rstrip('/')}/api/v1/agent/commands",
+        params={"wait": wait},
+        headers={"Authorization": f"Bearer {credential}"},
+        timeout=wait + HTTP_TIMEOUT_SECONDS,
+    )
+    _raise_for_problem(response)
+    return response.json()

@@ -19,3 +19,5 @@ RESULTS_FILE = "pending-results.json"
 EXECUTED_FILE = "executed-commands.json"
 # Ids of executed commands remembered to refuse replays (commands expire long before this).
 MAX_EXECUTED_REMEMBERED = 10_000
+# One long-poll request waits at most this long before asking again.
+LONG_POLL_SECONDS = 30.0

@@ -19,6 +19,7 @@ from smartprotect.agent.constants import (
     BUFFER_FILE,
     EXECUTED_FILE,
     FIXES_PER_CHECK_IN,
+    LONG_POLL_SECONDS,
     MAX_BUFFERED_FIXES,
     MAX_EXECUTED_REMEMBERED,
     RESULTS_FILE,
@@ -208,12 +209,25 @@ class Agent:
                 attempt = 0
                 delay = float(answer.get("check_in_after_seconds", self.state.check_in_seconds))
                 log.info("checked in; next in %ss", delay)
+                if once:
+                    return
+                # Between check-ins, wait on the server so commands arrive at once.
+                self._listen(until=time.monotonic() + delay)
+                continue
             except (httpx.TransportError, httpx.HTTPStatusError) as exc:
                 if once:
                     raise
                 delay = reconnect_delay(attempt)
                 attempt += 1
                 log.warning("server unreachable (%s); retrying in %.0fs", exc, delay)
-            if once:
-                return
             time.sleep(delay)
+
+    def _listen(self, *, until: float) -> None:
+        while (remaining := until - time.monotonic()) > 0:
+            answer = client.poll(
+                server=self.state.server, credential=self.credential,
+                wait=min(remaining, LONG_POLL_SECONDS),
+            )  # fmt: skip
+            if self._obey(answer.get("commands", [])):
+                self._check_in()
+            self._send_results_quietly()

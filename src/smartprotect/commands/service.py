@@ -16,6 +16,7 @@ from smartprotect.accounts.models import User
 from smartprotect.audit import service as audit
 from smartprotect.audit.tags import Tag
 from smartprotect.clock import Clock
+from smartprotect.commands import notify
 from smartprotect.commands.models import TERMINAL, TRANSITIONS, Command, Kind, State
 from smartprotect.devices import service as devices
 from smartprotect.devices.models import Capability, Device
@@ -180,6 +181,7 @@ def issue(
     session.add(command)
     session.flush()
     _audit(session, keyring, clock, device, command, Tag.COMMAND_ISSUED, command.issued_by)
+    notify.announce(session=session, device_id=device.id)
     if kind is Kind.WIPE:
         _mail_owner(session, device, "wipe_issued", clock, links)
     return command

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Literal
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import Response
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from smartprotect.commands import service as commands
 from smartprotect.commands.models import State
+from smartprotect.db import unit_of_work
 from smartprotect.deps import ClockDep, CurrentDevice, DbSession, KeyringDep, SettingsDep
 from smartprotect.devices import service as devices
+from smartprotect.devices.models import Device
 from smartprotect.devices.schemas import CheckIn, CheckInResponse, EnrollRequest, EnrollResponse
+from smartprotect.errors import NotAuthenticated
+from smartprotect.i18n import N_
 from smartprotect.mail.links import Links
 from smartprotect.signing import public_text
 
@@ -94,3 +100,54 @@ def report_command(
         result=body.result, clock=clock, links=Links(base_url=settings.base_url),
     )  # fmt: skip
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+LONG_POLL_MAX_SECONDS = 60
+
+
+class PollResponse(BaseModel):
+    commands: list[dict]
+    # "immediate": already waiting; "notification": woken by a new command; "timeout".
+    woken_by: Literal["immediate", "notification", "timeout"]
+
+
+@router.get("/commands", response_model=PollResponse)
+async def poll_commands(
+    request: Request, wait: float = Query(default=30, ge=0, le=LONG_POLL_MAX_SECONDS)
+) -> PollResponse:
+    """Long-poll: answers at once with pending commands, or as soon as one is queued (on any
+    server instance), or empty after `wait` seconds. Holds no database transaction while it
+    waits."""
+    state = request.app.state
+    header = request.headers.get("authorization", "")
+
+    def authenticate():
+        scheme, _, raw = header.partition(" ")
+        with unit_of_work(state.session_factory) as session:
+            device = devices.device_for_credential(session=session, raw=raw.strip())
+            return device.id if device is not None and scheme.lower() == "bearer" else None
+
+    def take() -> list[dict]:
+        with unit_of_work(state.session_factory) as session:
+            device = session.get(Device, device_id)
+            return commands.deliver(
+                session=session, keyring=state.keyring, device=device, key=state.command_key,
+                clock=state.clock, links=Links(base_url=state.settings.base_url),
+            )  # fmt: skip
+
+    device_id = await run_in_threadpool(authenticate)
+    if device_id is None:
+        raise NotAuthenticated(N_("The device credential is invalid or revoked."))
+    # Subscribed before looking, so a command queued in between is not missed.
+    event = state.notifier.subscribe(device_id)
+    try:
+        pending = await run_in_threadpool(take)
+        if pending:
+            return PollResponse(commands=pending, woken_by="immediate")
+        try:
+            await asyncio.wait_for(event.wait(), timeout=wait)
+        except TimeoutError:
+            return PollResponse(commands=await run_in_threadpool(take), woken_by="timeout")
+        return PollResponse(commands=await run_in_threadpool(take), woken_by="notification")
+    finally:
+        state.notifier.unsubscribe(device_id, event)
