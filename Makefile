@@ -11,7 +11,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 CHROMIUM ?= /usr/bin/chromium
 POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: run test test-postgres lint format browser messages clean
+.PHONY: run test test-postgres lint format system-deps messages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,15 +30,19 @@ run: $(STAMP)
 	SMARTPROTECT_ENV=$${SMARTPROTECT_ENV:-development} $(BIN)/smartprotect db upgrade
 	SMARTPROTECT_ENV=$${SMARTPROTECT_ENV:-development} $(BIN)/smartprotect serve
 
-# The browser tests drive Debian's chromium; install it when we can, else say what to do.
-browser:
-	@if [ ! -x "$(CHROMIUM)" ]; then \
+# Tests use real system programs: Debian's chromium (browser tests) and gpsd with gpsfake
+# (the GPS provider). Install them when we can, else say what to do.
+SYSTEM_TOOLS := $(CHROMIUM) /usr/bin/gpsfake
+system-deps:
+	@missing=""; for tool in $(SYSTEM_TOOLS); do [ -x "$$tool" ] || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "Installing Debian's chromium for the browser tests..."; \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null) \
-	      || { echo "Could not install chromium: run 'apt-get install chromium' as root."; exit 1; }; \
+	    echo "Installing Debian's chromium, gpsd and gpsd-clients for the tests..."; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      chromium fonts-dejavu-core gpsd gpsd-clients >/dev/null) \
+	      || { echo "Could not install them: run 'apt-get install chromium gpsd gpsd-clients' as root."; exit 1; }; \
 	  else \
-	    echo "The browser tests need Chromium at $(CHROMIUM): run 'sudo apt-get install chromium' (Debian/Ubuntu) or set CHROMIUM=/path/to/chromium."; \
+	    echo "The tests need$$missing: run 'sudo apt-get install chromium gpsd gpsd-clients' (Debian/Ubuntu), or set CHROMIUM=/path/to/chromium."; \
 	    exit 1; \
 	  fi; \
 	fi
@@ -51,10 +55,10 @@ format: $(DEV_STAMP)
 	$(BIN)/ruff format src tests
 	$(BIN)/ruff check --fix src tests
 
-test: $(DEV_STAMP) browser lint
+test: $(DEV_STAMP) system-deps lint
 	SMARTPROTECT_CHROMIUM=$(CHROMIUM) $(BIN)/pytest
 
-test-postgres: $(DEV_STAMP) browser
+test-postgres: $(DEV_STAMP) system-deps
 	SMARTPROTECT_CHROMIUM=$(CHROMIUM) SMARTPROTECT_DATABASE_URL=$(or $(SMARTPROTECT_DATABASE_URL),$(POSTGRES_URL)) $(BIN)/pytest
 
 # Re-extract translatable strings and merge them into the Russian catalog.

@@ -26,6 +26,8 @@ from smartprotect.agent.constants import (
 )
 from smartprotect.agent.providers import LocationProvider
 from smartprotect.agent.providers.fixed import FixedLocation
+from smartprotect.agent.providers.gpsd import GpsdProvider
+from smartprotect.agent.providers.replay import ReplayProvider
 from smartprotect.agent.state import AgentState, load, write_private
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,11 @@ def _state(outcome: dict) -> str:
 
 
 def provider_for(state: AgentState) -> LocationProvider | None:
+    if state.gpsd:
+        host, _, port = state.gpsd.rpartition(":")
+        return GpsdProvider(host or "127.0.0.1", int(port))
+    if state.replay_file:
+        return ReplayProvider(Path(state.replay_file))
     if state.fixed_location:
         latitude, longitude, accuracy = state.fixed_location
         return FixedLocation(latitude, longitude, accuracy)

@@ -34,6 +34,9 @@ class AgentState:
     check_in_seconds: int
     wipe_paths: list[str] = field(default_factory=list)
     fixed_location: list[float] | None = None
+    # "host:port" of a gpsd to ask, or a recorded track (NMEA or GPX) to replay.
+    gpsd: str | None = None
+    replay_file: str | None = None
     ring_command: list[str] = field(default_factory=lambda: list(DEFAULT_RING_COMMAND))
     lock_command: list[str] = field(default_factory=lambda: list(DEFAULT_LOCK_COMMAND))
     unlock_command: list[str] = field(default_factory=lambda: list(DEFAULT_UNLOCK_COMMAND))

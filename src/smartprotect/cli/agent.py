@@ -65,6 +65,16 @@ def agent() -> None:
     "--fixed-location",
     help="This machine's location as LAT,LON[,ACCURACY_M], for machines without GPS.",
 )
+@click.option(
+    "--gpsd",
+    help="Ask gpsd for the location: HOST:PORT (the usual one is 127.0.0.1:2947).",
+)
+@click.option(
+    "--replay",
+    "replay_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Replay a recorded NMEA or GPX track as the location (demonstrations, tests).",
+)
 @click.option("--ring-command", help="Command that plays {sound} (default: aplay -q {sound}).")
 @click.option(
     "--lock-command", help="Command that locks the sessions (default: loginctl lock-sessions)."
@@ -81,6 +91,8 @@ def enroll(
     wipe_presets: tuple[str, ...],
     root_paths: tuple[Path, ...],
     fixed_location: str | None,
+    gpsd: str | None,
+    replay_file: Path | None,
     ring_command: str | None,
     lock_command: str | None,
     unlock_command: str | None,
@@ -101,6 +113,10 @@ def enroll(
         if len(parts) not in (2, 3) or not (-90 <= parts[0] <= 90 and -180 <= parts[1] <= 180):
             raise click.BadParameter("give LAT,LON[,ACCURACY_M]", param_hint="--fixed-location")
         location = [parts[0], parts[1], parts[2] if len(parts) == 3 else 100.0]
+    if sum(bool(x) for x in (fixed_location, gpsd, replay_file)) > 1:
+        raise click.UsageError("choose one of --fixed-location, --gpsd and --replay")
+    if gpsd and not gpsd.rpartition(":")[2].isdigit():
+        raise click.BadParameter("give HOST:PORT, e.g. 127.0.0.1:2947", param_hint="--gpsd")
     if (wipe_paths or wipe_presets) and not allow_wipe:
         raise click.UsageError("--wipe-path and --wipe-preset need --allow-wipe")
     from smartprotect.agent.actions import wipe
@@ -132,6 +148,8 @@ def enroll(
         check_in_seconds=answer["check_in_seconds"],
         wipe_paths=checked_paths,
         fixed_location=location,
+        gpsd=gpsd,
+        replay_file=str(replay_file.resolve()) if replay_file else None,
         **{
             name: shlex.split(value)
             for name, value in (
