@@ -19,7 +19,7 @@ from smartprotect import __version__
 from smartprotect.clock import Clock, SystemClock
 from smartprotect.commands.notify import Notifier
 from smartprotect.config import Settings
-from smartprotect.db import make_engine, make_session_factory, normalise_url
+from smartprotect.db import make_engine, make_gate, make_session_factory, normalise_url
 from smartprotect.devices.signing import command_key_from_settings
 from smartprotect.errors import SmartProtectError
 from smartprotect.i18n import N_, translations
@@ -54,6 +54,7 @@ def create_app(
     engine = engine or make_engine(settings)
     session_factory = make_session_factory(engine)
     clock = clock or SystemClock()
+    gate = make_gate(engine)
     outbox = OutboxWorker(settings=settings, session_factory=session_factory, clock=clock)
 
     notifier = Notifier()
@@ -81,6 +82,7 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory
+    app.state.db_gate = gate
     app.state.clock = clock
     app.state.keyring = keyring
     app.state.command_key = command_key
@@ -103,7 +105,14 @@ def create_app(
                 connection.execute(text("SELECT 1"))
         except Exception:
             return JSONResponse({"status": "error", "database": "unavailable"}, status_code=503)
-        return JSONResponse({"status": "ok", "database": "ok", "version": __version__})
+        return JSONResponse(
+            {
+                "status": "ok",
+                "database": "ok",
+                "version": __version__,
+                "waiting_devices": notifier.connected_devices,
+            }
+        )
 
     _install_error_handlers(app)
     app.add_middleware(

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     env: Environment = Environment.PRODUCTION
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
     database_url: str = "sqlite:///./var/smartprotect.db"
+    # Connections per process: enough for every worker thread (anyio's 40 by default) to
+    # hold one, so requests never queue for a connection while threads sit idle.
+    database_pool_size: int = 20
+    database_max_overflow: int = 20
     base_url: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"
     port: int = 8000

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import enum
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import ClassVar
 
+import anyio
 from sqlalchemy import DateTime, Enum, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -88,7 +90,13 @@ def make_engine(settings: Settings) -> Engine:
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
     # Query parameters (emails, names) stay out of error messages and logs.
-    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        hide_parameters=True,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+    )
 
 
 def _configure_sqlite(dbapi_connection, _record) -> None:
@@ -128,3 +136,44 @@ def str_enum(enum_class: type[enum.Enum], length: int = 32) -> Enum:
         values_callable=lambda members: [member.value for member in members],
         validate_strings=True,
     )
+
+
+class SqliteGate:
+    """One database transaction at a time in this process, waited for off the thread pool.
+
+    SQLite has a single writer, and our transactions take its lock when they begin. A
+    request whose dependency began the transaction in one worker thread must get another
+    thread for its handler; were every worker blocked waiting for the lock, nobody could
+    finish (a pool starvation deadlock). Requests therefore queue here first, on threads
+    of their own, so the shared pool always has room for the one holding the database.
+    PostgreSQL needs no gate: its locks are taken inside the handler's own thread.
+    """
+
+    WAITERS = 10_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiters = anyio.CapacityLimiter(self.WAITERS)
+
+    async def __aenter__(self) -> None:
+        try:
+            await anyio.to_thread.run_sync(self._lock.acquire, limiter=self._waiters)
+        except BaseException:
+            # The acquiring thread always runs to the end, so the lock is ours: give it back.
+            self._lock.release()
+            raise
+
+    async def __aexit__(self, *exc_info) -> None:
+        self._lock.release()
+
+
+class NoGate:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc_info) -> None:
+        return None
+
+
+def make_gate(engine: Engine) -> SqliteGate | NoGate:
+    return SqliteGate() if engine.dialect.name == "sqlite" else NoGate()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -21,7 +21,15 @@ from smartprotect.mail.service import QUEUED_FLAG
 from smartprotect.privacy.keys.master import Keyring
 
 
-def get_db(request: Request) -> Iterator[Session]:
+async def database_turn(request: Request) -> AsyncIterator[None]:
+    """Wait (without holding a worker thread) until this request may use the database."""
+    async with request.app.state.db_gate:
+        yield
+
+
+def get_db(
+    request: Request, _turn: Annotated[None, Depends(database_turn, scope="function")]
+) -> Iterator[Session]:
     """One session per request, committed once when the handler returns without error."""
     session: Session = request.app.state.session_factory()
     try:

@@ -18,7 +18,11 @@ log = logging.getLogger(__name__)
 
 class OutboxWorker:
     def __init__(
-        self, *, settings: Settings, session_factory: sessionmaker[Session], clock: Clock
+        self,
+        *,
+        settings: Settings,
+        session_factory: sessionmaker[Session],
+        clock: Clock,
     ) -> None:
         self._settings = settings
         self._session_factory = session_factory
@@ -44,6 +48,16 @@ class OutboxWorker:
         if self._loop is not None and self._wakeup is not None:
             self._loop.call_soon_threadsafe(self._wakeup.set)
 
+    async def _round(self) -> None:
+        # Not behind the SQLite gate: a round holds no transaction while it talks SMTP, and
+        # a single worker thread cannot starve the pool.
+        await run_in_threadpool(
+            deliver_pending,
+            session_factory=self._session_factory,
+            settings=self._settings,
+            clock=self._clock,
+        )
+
     async def _run(self) -> None:
         assert self._wakeup is not None
         while True:
@@ -51,12 +65,7 @@ class OutboxWorker:
                 await asyncio.wait_for(self._wakeup.wait(), self._settings.mail_poll_seconds)
             self._wakeup.clear()
             try:
-                await run_in_threadpool(
-                    deliver_pending,
-                    session_factory=self._session_factory,
-                    settings=self._settings,
-                    clock=self._clock,
-                )
+                await self._round()
             except Exception:
                 # A broken database must not kill the sender; the next round retries.
                 log.exception("outbox delivery round failed")

@@ -135,19 +135,23 @@ async def poll_commands(
                 clock=state.clock, links=Links(base_url=state.settings.base_url),
             )  # fmt: skip
 
-    device_id = await run_in_threadpool(authenticate)
+    async def in_turn(work):
+        async with state.db_gate:
+            return await run_in_threadpool(work)
+
+    device_id = await in_turn(authenticate)
     if device_id is None:
         raise NotAuthenticated(N_("The device credential is invalid or revoked."))
     # Subscribed before looking, so a command queued in between is not missed.
     event = state.notifier.subscribe(device_id)
     try:
-        pending = await run_in_threadpool(take)
+        pending = await in_turn(take)
         if pending:
             return PollResponse(commands=pending, woken_by="immediate")
         try:
             await asyncio.wait_for(event.wait(), timeout=wait)
         except TimeoutError:
-            return PollResponse(commands=await run_in_threadpool(take), woken_by="timeout")
-        return PollResponse(commands=await run_in_threadpool(take), woken_by="notification")
+            return PollResponse(commands=await in_turn(take), woken_by="timeout")
+        return PollResponse(commands=await in_turn(take), woken_by="notification")
     finally:
         state.notifier.unsubscribe(device_id, event)

@@ -1,0 +1,296 @@
+"""Benchmarks for device check-ins and command delivery (issue 4, point 13).
+
+    .venv/bin/python bench/run.py [--agents 10000] [--seconds 10] [--postgres]
+
+Measured in one run, on this machine:
+- check-in throughput of one server worker (authenticated, durable: answered after commit,
+  with pending commands), p50/p99, against a bare Starlette endpoint returning a constant;
+- command delivery latency (issue through the API -> agent receipt) with N agents connected
+  by long-poll, p50/p99;
+- server memory per connected agent.
+The load comes from wrk (check-ins) and an asyncio client (long-polls), both on loopback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from smartprotect import migrations  # noqa: E402
+from smartprotect.accounts import service as accounts  # noqa: E402
+from smartprotect.accounts.models import User  # noqa: E402
+from smartprotect.clock import SystemClock  # noqa: E402
+from smartprotect.config import Environment, Settings  # noqa: E402
+from smartprotect.db import make_engine, make_session_factory, unit_of_work  # noqa: E402
+from smartprotect.devices import service as devices  # noqa: E402
+from smartprotect.devices.models import Capability  # noqa: E402
+from smartprotect.devices.schemas import EnrollRequest  # noqa: E402
+from smartprotect.privacy.keys import service as keys  # noqa: E402
+from smartprotect.privacy.keys.master import Keyring, LocalMasterKey, encode_key  # noqa: E402
+from smartprotect.privacy.policy import service as policy  # noqa: E402
+from smartprotect.signing import create as create_signing_key  # noqa: E402
+
+MASTER = os.urandom(32)
+SECRET = "bench-secret-" + "x" * 40
+WRK_CONNECTIONS = 64
+WRK_THREADS = 2
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def raise_file_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def database(workdir: Path, postgres: bool) -> str:
+    if not postgres:
+        return f"sqlite:///{workdir}/bench.db"
+    from sqlalchemy import create_engine, text
+
+    name = f"sp_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(
+        "postgresql+psycopg://postgres@127.0.0.1/test", isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    return f"postgresql+psycopg://postgres@127.0.0.1/{name}"
+
+
+def prepare(url: str, agents: int, key_file: Path) -> tuple[list[str], str, list[str]]:
+    """A user, N enrolled devices and an API token; returns credentials, token, device ids."""
+    settings = Settings(env=Environment.DEVELOPMENT, database_url=url, secret_key=SECRET)
+    engine = make_engine(settings)
+    migrations.upgrade(engine)
+    factory = make_session_factory(engine)
+    keyring = Keyring(master=LocalMasterKey(MASTER), secret=SECRET)
+    clock = SystemClock()
+    texts = {
+        lang: (ROOT / "policy" / f"2017-06-15.{lang}.txt").read_text() for lang in ("en", "ru")
+    }
+    with unit_of_work(factory) as session:
+        policy.publish_revision(session=session, keyring=keyring, version="2017-06-15",
+                                texts=texts, clock=clock)  # fmt: skip
+        user = User(email="bench@example.kz", phone="+77010000000", password_hash="x",
+                    language="en", created_at=clock.now(), password_changed_at=clock.now(),
+                    email_verified_at=clock.now())  # fmt: skip
+        session.add(user)
+        session.flush()
+        keys.create_key(session=session, master=keyring.master, subject_id=user.id, clock=clock)
+        _, token = accounts.create_api_token(session=session, user=user, name="bench",
+                                             clock=clock, keyring=keyring)  # fmt: skip
+        user_id = user.id
+    credentials, device_ids = [], []
+    batch = 500
+    for start in range(0, agents, batch):
+        with unit_of_work(factory) as session:
+            user = session.get(User, user_id)
+            for _ in range(min(batch, agents - start)):
+                _, code = devices.create_enrollment_code(
+                    session=session, keyring=keyring, user=user, device_name="bench",
+                    capabilities=[Capability.LOCATE, Capability.RING], clock=clock,
+                )  # fmt: skip
+                device, credential = devices.enroll(
+                    session=session, keyring=keyring, clock=clock,
+                    request=EnrollRequest(code=code, platform="linux"),
+                )  # fmt: skip
+                credentials.append(credential)
+                device_ids.append(str(device.id))
+    engine.dispose()
+    return credentials, token, device_ids
+
+
+def start(
+    argv: list[str], env: dict[str, str], port: int, path: str = "/healthz", log: Path | None = None
+) -> subprocess.Popen:
+    output = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115
+    process = subprocess.Popen(argv, env={**os.environ, **env}, stdout=output, stderr=output)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}{path}", timeout=1)
+            return process
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"{argv} did not start")
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def wrk(url: str, seconds: int, script: Path | None = None) -> dict:
+    argv = ["wrk", f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s", "--latency"]
+    if script:
+        argv += ["-s", str(script)]
+    output = subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    latency = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)$", output, flags=re.MULTILINE))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return {"rps": rps, "p50": latency.get("50"), "p99": latency.get("99"),
+            "non_2xx": int(errors.group(1)) if errors else 0}  # fmt: skip
+
+
+def check_in_script(path: Path, credentials: list[str]) -> Path:
+    fix = {"latitude": 43.2389, "longitude": 76.8897, "accuracy_m": 20, "method": "gps",
+           "fixed_at": datetime.now(UTC).isoformat()}  # fmt: skip
+    body = json.dumps({"battery_percent": 80, "locations": [fix]})
+    lua = ["wrk.method = 'POST'", f"wrk.body = {json.dumps(body)}",
+           "wrk.headers['Content-Type'] = 'application/json'", "local tokens = {"]  # fmt: skip
+    lua += [f"  '{c}'," for c in credentials]
+    lua += ["}", "local i = 0", "request = function()", "  i = i % #tokens + 1",
+            "  wrk.headers['Authorization'] = 'Bearer ' .. tokens[i]",
+            "  return wrk.format(nil, '/api/v1/agent/check-in')", "end"]  # fmt: skip
+    path.write_text("\n".join(lua) + "\n")
+    return path
+
+
+async def delivery(base: str, token: str, credentials: list[str], device_ids: list[str],
+                   server_pid: int, commands: int) -> dict:  # fmt: skip
+    """Connect every agent by long-poll, then time commands from issue to receipt."""
+    received: dict[str, float] = {}
+    limits = httpx.Limits(max_connections=len(credentials) + 10, max_keepalive_connections=0)
+    client = httpx.AsyncClient(base_url=base, limits=limits, timeout=120)
+    baseline = rss_kib(server_pid)
+    stop = asyncio.Event()
+
+    async def agent(credential: str, device_id: str) -> None:
+        while not stop.is_set():
+            try:
+                response = await client.get(
+                    "/api/v1/agent/commands", params={"wait": 60},
+                    headers={"Authorization": f"Bearer {credential}"},
+                )  # fmt: skip
+            except httpx.HTTPError:
+                await asyncio.sleep(0.5)
+                continue
+            for command in response.json().get("commands", []):
+                received[command["command_id"]] = time.perf_counter()
+
+    tasks = [asyncio.create_task(agent(c, d)) for c, d in zip(credentials, device_ids, strict=True)]
+    api = httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"},
+                            timeout=60)  # fmt: skip
+    # Wait until the server holds every long-poll.
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        status = (await api.get("/healthz")).json()
+        if status.get("waiting_devices", 0) >= len(credentials):
+            break
+        await asyncio.sleep(0.5)
+    connected = (await api.get("/healthz")).json().get("waiting_devices", 0)
+    memory = rss_kib(server_pid)
+    latencies = []
+    for _ in range(commands):
+        device_id = random.choice(device_ids)  # noqa: S311 - load pattern, not security
+        issued = time.perf_counter()
+        response = await api.post(f"/api/v1/devices/{device_id}/commands", json={"kind": "ring"})
+        command_id = response.json()["id"]
+        while command_id not in received:
+            await asyncio.sleep(0.0005)
+        latencies.append((received[command_id] - issued) * 1000)
+    stop.set()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await client.aclose()
+    await api.aclose()
+    latencies.sort()
+    return {
+        "connected": connected,
+        "p50_ms": round(statistics.median(latencies), 2),
+        "p99_ms": round(latencies[max(int(len(latencies) * 0.99) - 1, 0)], 2),
+        "memory_per_agent_kib": round((memory - baseline) / max(connected, 1), 1),
+        "server_rss_mib": round(memory / 1024, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--agents", type=int, default=1000)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--commands", type=int, default=200)
+    parser.add_argument("--postgres", action="store_true")
+    options = parser.parse_args()
+    raise_file_limit()
+    workdir = Path(tempfile.mkdtemp(prefix="sp-bench-"))
+    url = database(workdir, options.postgres)
+    key_file = workdir / "command.key"
+    create_signing_key(key_file)
+    print(f"preparing {options.agents} devices on {url.split(':')[0]}...", flush=True)
+    credentials, token, device_ids = prepare(url, options.agents, key_file)
+
+    results: dict[str, object] = {"engine": "postgresql" if options.postgres else "sqlite",
+                                  "cores": os.cpu_count()}  # fmt: skip
+    port = free_port()
+    bare = start([sys.executable, "-m", "uvicorn", "bench.bare:app", "--port", str(port),
+                  "--no-access-log", "--log-level", "warning"], {"PYTHONPATH": str(ROOT)},
+                 port, path="/")  # fmt: skip
+    try:
+        results["bare_starlette"] = wrk(f"http://127.0.0.1:{port}/", options.seconds)
+    finally:
+        bare.terminate()
+        bare.wait()
+
+    port = free_port()
+    env = {
+        "SMARTPROTECT_ENV": "development", "SMARTPROTECT_DATABASE_URL": url,
+        "SMARTPROTECT_SECRET_KEY": SECRET, "SMARTPROTECT_MASTER_KEY": encode_key(MASTER),
+        "SMARTPROTECT_COMMAND_SIGNING_KEY_FILE": str(key_file),
+        "SMARTPROTECT_MAIL_BACKEND": "smtp", "SMARTPROTECT_SMTP_PORT": "1",
+        "SMARTPROTECT_VAR_DIR": str(workdir / "var"),
+    }  # fmt: skip
+    server = start([sys.executable, "-m", "smartprotect", "serve", "--port", str(port)], env,
+                   port, log=workdir / "server.log")  # fmt: skip
+    print(f"server log: {workdir / 'server.log'}", flush=True)
+    try:
+        script = check_in_script(workdir / "check-in.lua", credentials[:500])
+        results["check_in"] = wrk(f"http://127.0.0.1:{port}", options.seconds, script)
+        results["check_in_vs_bare"] = round(
+            results["check_in"]["rps"] / results["bare_starlette"]["rps"], 3
+        )
+        results["delivery"] = asyncio.run(
+            delivery(
+                f"http://127.0.0.1:{port}",
+                token,
+                credentials,
+                device_ids,
+                server.pid,
+                options.commands,
+            )  # fmt: skip
+        )
+    finally:
+        server.terminate()
+        server.wait()
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
