@@ -48,8 +48,8 @@ system-deps:
 	fi
 
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 format: $(DEV_STAMP)
 	$(BIN)/ruff format src tests

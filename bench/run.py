@@ -34,19 +34,19 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from smartprotect import migrations  # noqa: E402
-from smartprotect.accounts import service as accounts  # noqa: E402
-from smartprotect.accounts.models import User  # noqa: E402
-from smartprotect.clock import SystemClock  # noqa: E402
-from smartprotect.config import Environment, Settings  # noqa: E402
-from smartprotect.db import make_engine, make_session_factory, unit_of_work  # noqa: E402
-from smartprotect.devices import service as devices  # noqa: E402
-from smartprotect.devices.models import Capability  # noqa: E402
-from smartprotect.devices.schemas import EnrollRequest  # noqa: E402
-from smartprotect.privacy.keys import service as keys  # noqa: E402
-from smartprotect.privacy.keys.master import Keyring, LocalMasterKey, encode_key  # noqa: E402
-from smartprotect.privacy.policy import service as policy  # noqa: E402
-from smartprotect.signing import create as create_signing_key  # noqa: E402
+from smartprotect import migrations
+from smartprotect.accounts import service as accounts
+from smartprotect.accounts.models import User
+from smartprotect.clock import SystemClock
+from smartprotect.config import Environment, Settings
+from smartprotect.db import make_engine, make_session_factory, unit_of_work
+from smartprotect.devices import service as devices
+from smartprotect.devices.models import Capability
+from smartprotect.devices.schemas import EnrollRequest
+from smartprotect.privacy.keys import service as keys
+from smartprotect.privacy.keys.master import Keyring, LocalMasterKey, encode_key
+from smartprotect.privacy.policy import service as policy
+from smartprotect.signing import create as create_signing_key
 
 MASTER = os.urandom(32)
 SECRET = "bench-secret-" + "x" * 40
@@ -63,7 +63,7 @@ def free_port() -> int:
 
 
 def raise_file_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
@@ -209,7 +209,7 @@ async def delivery(base: str, token: str, credentials: list[str], device_ids: li
     memory = rss_kib(server_pid)
     latencies = []
     for _ in range(commands):
-        device_id = random.choice(device_ids)  # noqa: S311 - load pattern, not security
+        device_id = random.choice(device_ids)
         issued = time.perf_counter()
         response = await api.post(f"/api/v1/devices/{device_id}/commands", json={"kind": "ring"})
         command_id = response.json()["id"]
@@ -284,7 +284,7 @@ def main() -> None:
                 device_ids,
                 server.pid,
                 options.commands,
-            )  # fmt: skip
+            )
         )
     finally:
         server.terminate()

@@ -138,42 +138,43 @@ def str_enum(enum_class: type[enum.Enum], length: int = 32) -> Enum:
     )
 
 
-class SqliteGate:
-    """One database transaction at a time in this process, waited for off the thread pool.
+class DatabaseGate:
+    """Requests wait here, off the worker thread pool, for one of a few database slots.
 
-    SQLite has a single writer, and our transactions take its lock when they begin. A
-    request whose dependency began the transaction in one worker thread must get another
-    thread for its handler; were every worker blocked waiting for the lock, nobody could
-    finish (a pool starvation deadlock). Requests therefore queue here first, on threads
-    of their own, so the shared pool always has room for the one holding the database.
-    PostgreSQL needs no gate: its locks are taken inside the handler's own thread.
+    A request's transaction can begin in one worker thread (a dependency's first query) and
+    continue in another (the handler). Were every worker thread blocked waiting for the
+    database (SQLite's single write lock, or a free connection in PostgreSQL's pool), the
+    requests already holding the database could never get a thread to finish: a starvation
+    deadlock. So requests first queue here, on threads of their own, and only as many as the
+    database can serve at once go on: one for SQLite, the pool's size (less a reserve for the
+    mail sender and health checks) for PostgreSQL.
     """
 
     WAITERS = 10_000
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
+    def __init__(self, slots: int) -> None:
+        self.slots = slots
+        self._semaphore = threading.BoundedSemaphore(slots)
         self._waiters = anyio.CapacityLimiter(self.WAITERS)
 
     async def __aenter__(self) -> None:
         try:
-            await anyio.to_thread.run_sync(self._lock.acquire, limiter=self._waiters)
+            await anyio.to_thread.run_sync(self._semaphore.acquire, limiter=self._waiters)
         except BaseException:
-            # The acquiring thread always runs to the end, so the lock is ours: give it back.
-            self._lock.release()
+            # The acquiring thread always runs to the end, so the slot is ours: give it back.
+            self._semaphore.release()
             raise
 
     async def __aexit__(self, *exc_info) -> None:
-        self._lock.release()
+        self._semaphore.release()
 
 
-class NoGate:
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, *exc_info) -> None:
-        return None
+# Connections kept out of the gate's slots, for work that does not pass through it.
+RESERVED_CONNECTIONS = 4
 
 
-def make_gate(engine: Engine) -> SqliteGate | NoGate:
-    return SqliteGate() if engine.dialect.name == "sqlite" else NoGate()
+def make_gate(engine: Engine) -> DatabaseGate:
+    if engine.dialect.name == "sqlite":
+        return DatabaseGate(1)
+    capacity = engine.pool.size() + engine.pool._max_overflow
+    return DatabaseGate(max(capacity - RESERVED_CONNECTIONS, 1))

@@ -122,3 +122,45 @@ def test_revoked_or_missing_credentials_are_refused(client, credential, clock, d
         "/api/v1/agent/check-in", json={}, headers={"Authorization": f"Bearer {credential}"}
     )
     assert response.status_code == 401
+
+
+@pytest.fixture
+def real_time(clock):
+    """The live server runs on the real clock; codes and fixes must be fresh by it."""
+    from datetime import UTC, datetime
+
+    clock.set(datetime.now(UTC))
+
+
+def test_a_burst_of_check_ins_beyond_the_thread_pool_all_succeed(
+    real_time, database_url, engine, smtp_port, command_key_file, tmp_path, code, clock
+):
+    """More simultaneous check-ins than worker threads: none may fail for want of the
+    database (on SQLite, waiting for its lock once starved the pool)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from tests.live import live_server
+
+    with live_server(
+        database_url=database_url, smtp_port=smtp_port, command_key_file=command_key_file,
+        log_path=tmp_path / "server.log",
+    ) as server:  # fmt: skip
+        enrolled = httpx.post(
+            f"{server.url}/api/v1/agent/enroll", json={"code": code, "platform": "linux"}
+        )
+        assert enrolled.status_code == 201, enrolled.text
+        auth = {"Authorization": f"Bearer {enrolled.json()['credential']}"}
+        body = {"battery_percent": 50, "locations": [_fix(clock)]}
+        with ThreadPoolExecutor(max_workers=80) as pool:
+            statuses = list(
+                pool.map(
+                    lambda _: httpx.post(
+                        f"{server.url}/api/v1/agent/check-in", json=body, headers=auth,
+                        timeout=60,
+                    ).status_code,
+                    range(160),
+                )
+            )  # fmt: skip
+    assert statuses == [200] * 160
