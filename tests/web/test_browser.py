@@ -195,19 +195,11 @@ def test_language_switcher_in_a_real_browser(browser, server, published_policy):
     page.close()
 
 
-def test_consents_and_a_new_revision_in_a_real_browser(
-    browser, server, published_policy, mailbox, session_factory, clock, keyring
-):
-    from datetime import timedelta
-
-    from smartprotect.db import unit_of_work
-    from smartprotect.privacy.policy import service as policy
-
-    email = "consents@example.kz"
-    page = browser.new_page()
+def _sign_up(page: Page, server, mailbox, email: str, phone: str) -> None:
+    """Register, confirm the address from the mail, and sign in (English pages)."""
     page.goto(f"{server.url}/register")
     page.fill("#f-email", email)
-    page.fill("#f-phone", "+7 701 555 0102")
+    page.fill("#f-phone", phone)
     page.fill("#f-password", "a browser passphrase")
     page.fill("#f-password_confirm", "a browser passphrase")
     page.check("#f-accept_policy")
@@ -219,6 +211,19 @@ def test_consents_and_a_new_revision_in_a_real_browser(
     page.fill("#f-password", "a browser passphrase")
     page.locator("main form button[type=submit]").click()
     expect(page).to_have_url(f"{server.url}/en/account")
+
+
+def test_consents_and_a_new_revision_in_a_real_browser(
+    browser, server, published_policy, mailbox, session_factory, clock, keyring
+):
+    from datetime import timedelta
+
+    from smartprotect.db import unit_of_work
+    from smartprotect.privacy.policy import service as policy
+
+    email = "consents@example.kz"
+    page = browser.new_page()
+    _sign_up(page, server, mailbox, email, "+7 701 555 0102")
 
     # Consents: one click gives, one click withdraws (htmx swaps the card in place).
     page.goto(f"{server.url}/en/account/privacy")
@@ -258,19 +263,7 @@ def test_dashboard_map_and_live_command_states_in_a_real_browser(
     page = browser.new_page()
     broken: list[str] = []
     page.on("pageerror", lambda exc: broken.append(str(exc)))
-    page.goto(f"{server.url}/register")
-    page.fill("#f-email", email)
-    page.fill("#f-phone", "+7 701 555 0103")
-    page.fill("#f-password", "a browser passphrase")
-    page.fill("#f-password_confirm", "a browser passphrase")
-    page.check("#f-accept_policy")
-    page.check("#f-consent_processing")
-    page.locator("form[action$='/register'] button[type=submit]").click()
-    page.goto(link_in(_wait_for_mail(mailbox, email, 1), "/verify-email/"))
-    page.get_by_role("button", name="Confirm my email address").click()
-    page.fill("#f-email", email)
-    page.fill("#f-password", "a browser passphrase")
-    page.locator("main form button[type=submit]").click()
+    _sign_up(page, server, mailbox, email, "+7 701 555 0103")
 
     page.goto(f"{server.url}/en/devices")
     page.fill("#f-device_name", "Office laptop")

@@ -40,7 +40,7 @@ from smartprotect.privacy.policy import service as policy
 from smartprotect.validation import field_errors
 from smartprotect.web.gates import SignedInUser
 from smartprotect.web.templating import language, render
-from smartprotect.web.views.forms import CheckedForm, checkbox, redirect, safe_next
+from smartprotect.web.views.forms import CheckedForm, checkbox, forget_session, redirect, safe_next
 
 router = APIRouter()
 
@@ -289,9 +289,7 @@ def logout(
     if raw:
         accounts.end_session(session=db, raw_token=raw, keyring=keyring, clock=clock)
     response = redirect(request, "/login", query="logged_out=1")
-    response.delete_cookie(
-        session_cookie_name(settings), path="/", secure=settings.secure_cookies, httponly=True
-    )
+    forget_session(response, settings)
     return response
 
 
@@ -396,9 +394,7 @@ def reset_submit(
             status_code=404,
         )
     response = redirect(request, "/login", query="reset=1")
-    response.delete_cookie(
-        session_cookie_name(settings), path="/", secure=settings.secure_cookies, httponly=True
-    )
+    forget_session(response, settings)
     return response
 
 

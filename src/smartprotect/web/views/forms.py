@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.responses import RedirectResponse
 
-from smartprotect.deps import SettingsDep
+from smartprotect.config import Settings
+from smartprotect.deps import SettingsDep, session_cookie_name
 from smartprotect.web import csrf
 from smartprotect.web.language import is_explicit, localized
 from smartprotect.web.templating import language
@@ -38,3 +39,10 @@ def safe_next(value: str | None) -> str:
 
 def checkbox(form: dict[str, str], name: str) -> bool:
     return form.get(name) in ("on", "true", "1", "yes")
+
+
+def forget_session(response, settings: Settings) -> None:
+    """Remove the session cookie from the browser (the session itself is ended separately)."""
+    response.delete_cookie(
+        session_cookie_name(settings), path="/", secure=settings.secure_cookies, httponly=True
+    )

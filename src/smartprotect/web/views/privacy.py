@@ -13,7 +13,6 @@ from smartprotect.deps import (
     OptionalUser,
     SettingsDep,
     client_address,
-    session_cookie_name,
 )
 from smartprotect.errors import NotFound, PermissionDenied, ValidationFailed
 from smartprotect.i18n import N_
@@ -23,7 +22,7 @@ from smartprotect.privacy.consent.purposes import CHANNEL_LABELS, OPERATOR, TERM
 from smartprotect.privacy.policy import service as policy
 from smartprotect.web.gates import SignedIn, SignedInUser
 from smartprotect.web.templating import language, render
-from smartprotect.web.views.forms import CheckedForm, redirect, safe_next
+from smartprotect.web.views.forms import CheckedForm, forget_session, redirect, safe_next
 
 router = APIRouter()
 
@@ -138,9 +137,7 @@ def close_account(
             request, db, settings, user, declined=True, errors=exc.errors, status_code=422
         )
     response = render(request, "privacy/closed.html", settings=settings)
-    response.delete_cookie(
-        session_cookie_name(settings), path="/", secure=settings.secure_cookies, httponly=True
-    )
+    forget_session(response, settings)
     return response
 
 
