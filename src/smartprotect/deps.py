@@ -86,11 +86,17 @@ def get_optional_user(
 OptionalUser = Annotated[User | None, Depends(get_optional_user)]
 
 
-def get_api_user(request: Request, db: DbSession, clock: ClockDep) -> User:
+def bearer_token(request: Request) -> str | None:
+    """The secret of an 'Authorization: Bearer <secret>' header, if there is one."""
     scheme, _, raw = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not raw.strip():
+    return raw.strip() if scheme.lower() == "bearer" and raw.strip() else None
+
+
+def get_api_user(request: Request, db: DbSession, clock: ClockDep) -> User:
+    raw = bearer_token(request)
+    if raw is None:
         raise NotAuthenticated(N_("Send a personal API token as 'Authorization: Bearer <token>'."))
-    user = accounts.user_for_api_token(session=db, raw_token=raw.strip(), clock=clock)
+    user = accounts.user_for_api_token(session=db, raw_token=raw, clock=clock)
     if user is None:
         raise NotAuthenticated(N_("The API token is invalid or revoked."))
     return user
@@ -103,16 +109,15 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def language_of(request: Request) -> str:
-    return request.scope.get("state", {}).get("language", "en")
+DEVICE_CREDENTIAL_MISSING = N_("Send the device credential as 'Authorization: Bearer <token>'.")
 
 
 def get_device(request: Request, db: DbSession) -> Device:
     """The device a request comes from, by its credential."""
-    scheme, _, raw = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not raw.strip():
-        raise NotAuthenticated(N_("Send the device credential as 'Authorization: Bearer <token>'."))
-    device = devices.device_for_credential(session=db, raw=raw.strip())
+    raw = bearer_token(request)
+    if raw is None:
+        raise NotAuthenticated(DEVICE_CREDENTIAL_MISSING)
+    device = devices.device_for_credential(session=db, raw=raw)
     if device is None:
         raise NotAuthenticated(N_("The device credential is invalid or revoked."))
     return device

@@ -43,33 +43,31 @@ def invalid(code: str, message: str) -> PydanticCustomError:
     return PydanticCustomError(CUSTOM_PREFIX + code, message)
 
 
-def field_errors(exc: ValidationError) -> dict[str, str]:
-    """The first error of each field, as a message id."""
-    errors: dict[str, str] = {}
-    for error in exc.errors():
-        field = ".".join(str(part) for part in error["loc"]) or "__all__"
-        if field in errors:
-            continue
-        kind = error["type"]
-        if kind.startswith(CUSTOM_PREFIX):
-            errors[field] = error["msg"]
-        else:
-            errors[field] = _BUILTIN_MESSAGES.get(kind, _FALLBACK)
-    return errors
+# Where FastAPI says an error was found, not which field it concerns.
+_REQUEST_PARTS = ("body", "query", "path")
 
 
-def field_errors_from_request(exc) -> dict[str, str]:
-    """Per-field message ids of FastAPI's RequestValidationError (body/query/path)."""
-    errors: dict[str, str] = {}
-    for error in exc.errors():
-        loc = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")]
+def _first_per_field(errors) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for error in errors:
+        loc = [str(part) for part in error.get("loc", ()) if part not in _REQUEST_PARTS]
         field = ".".join(loc) or "__all__"
-        if field in errors:
+        if field in found:
             continue
         kind = str(error.get("type", ""))
-        errors[field] = (
+        found[field] = (
             error["msg"]
             if kind.startswith(CUSTOM_PREFIX)
             else _BUILTIN_MESSAGES.get(kind, _FALLBACK)
         )
-    return errors
+    return found
+
+
+def field_errors(exc: ValidationError) -> dict[str, str]:
+    """The first error of each field, as a message id."""
+    return _first_per_field(exc.errors())
+
+
+def field_errors_from_request(exc) -> dict[str, str]:
+    """Per-field message ids of FastAPI's RequestValidationError (body/query/path)."""
+    return _first_per_field(exc.errors())

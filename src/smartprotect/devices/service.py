@@ -156,12 +156,8 @@ def device_for_credential(*, session: Session, raw: str) -> Device | None:
 
 
 def may(*, session: Session, device: Device, capability: Capability) -> bool:
-    """Whether the device may do this now: recorded on enrollment and still consented."""
-    return _may(session, device, capability)
-
-
-def _may(session: Session, device: Device, capability: Capability) -> bool:
-    # Both the device's recorded permission and the owner's consent, which can be withdrawn.
+    """Whether the device may do this now: recorded on enrollment and still consented (the
+    owner can withdraw it)."""
     return device.permits(capability) and consent.is_permitted(
         session=session,
         subject_id=device.user_id,
@@ -201,7 +197,7 @@ def check_in(
     if report.agent_version:
         device.agent_version = report.agent_version
     stored = 0
-    if report.locations and _may(session, device, Capability.LOCATE):
+    if report.locations and may(session=session, device=device, capability=Capability.LOCATE):
         for fix in report.locations:
             row_id = uuid.uuid4()
             session.add(
@@ -212,7 +208,9 @@ def check_in(
             )  # fmt: skip
             stored += 1
     accounts_stored = False
-    if report.accounts is not None and _may(session, device, Capability.REPORT_ACCOUNTS):
+    if report.accounts is not None and may(
+        session=session, device=device, capability=Capability.REPORT_ACCOUNTS
+    ):
         device.sealed_accounts = keys.encrypt_field(
             session=session, master=keyring.master, subject_id=device.user_id,
             table=Device.__tablename__, column="sealed_accounts", row_id=device.id,

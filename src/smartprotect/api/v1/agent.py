@@ -14,7 +14,15 @@ from starlette.concurrency import run_in_threadpool
 from smartprotect.commands import service as commands
 from smartprotect.commands.models import State
 from smartprotect.db import unit_of_work
-from smartprotect.deps import ClockDep, CurrentDevice, DbSession, KeyringDep, SettingsDep
+from smartprotect.deps import (
+    DEVICE_CREDENTIAL_MISSING,
+    ClockDep,
+    CurrentDevice,
+    DbSession,
+    KeyringDep,
+    SettingsDep,
+    bearer_token,
+)
 from smartprotect.devices import service as devices
 from smartprotect.devices.models import Device
 from smartprotect.devices.schemas import CheckIn, CheckInResponse, EnrollRequest, EnrollResponse
@@ -119,13 +127,14 @@ async def poll_commands(
     server instance), or empty after `wait` seconds. Holds no database transaction while it
     waits."""
     state = request.app.state
-    header = request.headers.get("authorization", "")
+    raw = bearer_token(request)
+    if raw is None:
+        raise NotAuthenticated(DEVICE_CREDENTIAL_MISSING)
 
     def authenticate():
-        scheme, _, raw = header.partition(" ")
         with unit_of_work(state.session_factory) as session:
-            device = devices.device_for_credential(session=session, raw=raw.strip())
-            return device.id if device is not None and scheme.lower() == "bearer" else None
+            device = devices.device_for_credential(session=session, raw=raw)
+            return device.id if device is not None else None
 
     def take() -> list[dict]:
         with unit_of_work(state.session_factory) as session:

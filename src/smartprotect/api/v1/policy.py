@@ -8,10 +8,11 @@ from datetime import datetime
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from smartprotect.deps import DbSession, language_of
+from smartprotect.deps import DbSession
 from smartprotect.errors import NotFound, ValidationFailed
 from smartprotect.i18n import LANGUAGES, N_
 from smartprotect.privacy.policy import service as policy
+from smartprotect.web.templating import language
 
 router = APIRouter(tags=["privacy"])
 
@@ -30,7 +31,7 @@ def policy_in_force(request: Request, db: DbSession, lang: str | None = None) ->
     """The revision in force, in the requested (or negotiated) language if it exists."""
     if lang is not None and lang not in LANGUAGES:
         raise ValidationFailed({"lang": N_("Choose one of the supported languages.")})
-    document = policy.document_in_force(session=db, language=lang or language_of(request))
+    document = policy.document_in_force(session=db, language=lang or language(request))
     if document is None:
         raise NotFound(N_("No privacy policy has been published yet."))
     return PolicyRead(
