@@ -12,17 +12,22 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from smartprotect import __version__
 from smartprotect.clock import Clock, SystemClock
+from smartprotect.commands.notify import QUEUED_FLAG as COMMAND_QUEUED
 from smartprotect.commands.notify import Notifier
 from smartprotect.config import Settings
 from smartprotect.db import make_engine, make_gate, make_session_factory, normalise_url
+from smartprotect.devices.group_commit import CheckInWriter
 from smartprotect.devices.signing import command_key_from_settings
 from smartprotect.errors import SmartProtectError
 from smartprotect.i18n import N_, translations
+from smartprotect.mail.links import Links
+from smartprotect.mail.service import QUEUED_FLAG as MAIL_QUEUED
 from smartprotect.mail.worker import OutboxWorker
 from smartprotect.privacy.keys.master import Keyring, keyring_from_settings
 from smartprotect.validation import field_errors_from_request
@@ -59,6 +64,20 @@ def create_app(
 
     notifier = Notifier()
 
+    def after_commit(session: Session) -> None:
+        """Once a transaction has committed: send the mail it queued, wake the devices it
+        queued commands for."""
+        if session.info.pop(MAIL_QUEUED, False):
+            outbox.wake()
+        queued_for = session.info.pop(COMMAND_QUEUED, None)
+        if queued_for:
+            notifier.publish(queued_for, via_database=engine.dialect.name == "postgresql")
+
+    check_ins = CheckInWriter(
+        session_factory=session_factory, gate=gate, keyring=keyring, command_key=command_key,
+        clock=clock, links=Links(base_url=settings.base_url), after_commit=after_commit,
+    )  # fmt: skip
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         await outbox.start()
@@ -88,11 +107,16 @@ def create_app(
     app.state.command_key = command_key
     app.state.outbox = outbox
     app.state.notifier = notifier
+    app.state.after_commit = after_commit
+    app.state.check_ins = check_ins
     app.state.templates = make_templates()
 
     from smartprotect.api.v1 import router as api_v1_router
+    from smartprotect.api.v1.agent import check_in
     from smartprotect.web.views import router as web_router
 
+    # The busiest route, so a plain one, and first: matched before any other is tried.
+    app.add_route("/api/v1/agent/check-in", check_in, methods=["POST"], include_in_schema=False)
     app.include_router(api_v1_router, prefix="/api/v1")
     app.include_router(web_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

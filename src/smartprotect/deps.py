@@ -11,13 +11,11 @@ from sqlalchemy.orm import Session
 from smartprotect.accounts import service as accounts
 from smartprotect.accounts.models import User
 from smartprotect.clock import Clock
-from smartprotect.commands.notify import QUEUED_FLAG as COMMAND_QUEUED
 from smartprotect.config import Settings
 from smartprotect.devices import service as devices
 from smartprotect.devices.models import Device
 from smartprotect.errors import NotAuthenticated
 from smartprotect.i18n import N_
-from smartprotect.mail.service import QUEUED_FLAG
 from smartprotect.privacy.keys.master import Keyring
 
 
@@ -35,13 +33,7 @@ def get_db(
     try:
         yield session
         session.commit()
-        if session.info.pop(QUEUED_FLAG, False):
-            request.app.state.outbox.wake()
-        queued_for = session.info.pop(COMMAND_QUEUED, None)
-        if queued_for:
-            request.app.state.notifier.publish(
-                queued_for, via_database=session.get_bind().dialect.name == "postgresql"
-            )
+        request.app.state.after_commit(session)
     except BaseException:
         session.rollback()
         raise

@@ -90,12 +90,21 @@ def test_the_device_gets_only_what_both_owner_and_machine_allow(db, clock, keyri
     assert len(events) == len(Capability) and {e.channel for e in events} == {Channel.APP}
 
 
+def _check_in(db, keyring, device, report, clock) -> tuple[int, bool]:
+    """One device's check-in through the batch path; raises what refuses it."""
+    (outcome,) = devices.check_in_many(
+        session=db, keyring=keyring, clock=clock,
+        reports=[devices.Report(credential_hash=device.credential_hash, report=report)],
+    )  # fmt: skip
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome.locations_stored, outcome.accounts_stored
+
+
 def test_check_in_stores_sealed_locations_and_battery(db, clock, keyring, owner):
     device, _ = _enroll(db, keyring, clock, _code(db, keyring, owner, clock))
     report = CheckIn(battery_percent=81, locations=[_fix(clock), _fix(clock, method="wifi")])
-    assert devices.check_in(
-        session=db, keyring=keyring, device=device, report=report, clock=clock
-    ) == (2, False)
+    assert _check_in(db, keyring, device, report, clock) == (2, False)
     assert device.battery_percent == 81 and device.last_seen_at == clock.now()
     raw = b"".join(row.sealed for row in db.scalars(select(DeviceLocation)))
     assert b"43.23" not in raw and b"76.88" not in raw and b"gps" not in raw
@@ -109,9 +118,7 @@ def test_nothing_unpermitted_is_stored(db, clock, keyring, owner):
         db, keyring, clock, _code(db, keyring, owner, clock, capabilities=(Capability.RING,))
     )
     report = CheckIn(locations=[_fix(clock)], accounts=["aigerim"])
-    assert devices.check_in(
-        session=db, keyring=keyring, device=device, report=report, clock=clock
-    ) == (0, False)
+    assert _check_in(db, keyring, device, report, clock) == (0, False)
     assert device.sealed_accounts is None
     assert db.scalar(select(DeviceLocation)) is None
 
@@ -120,9 +127,7 @@ def test_withdrawn_consent_stops_storage_at_once(db, clock, keyring, owner):
     allowed = (Capability.LOCATE, Capability.REPORT_ACCOUNTS)
     device, _ = _enroll(db, keyring, clock, _code(db, keyring, owner, clock, capabilities=allowed))
     report = CheckIn(locations=[_fix(clock)], accounts=["aigerim", "guest"])
-    assert devices.check_in(
-        session=db, keyring=keyring, device=device, report=report, clock=clock
-    ) == (1, True)
+    assert _check_in(db, keyring, device, report, clock) == (1, True)
     assert devices.accounts_of(session=db, keyring=keyring, device=device) == ["aigerim", "guest"]
     consent.record(
         session=db, keyring=keyring, subject_id=owner.id, purpose=Purpose.DEVICE_LOCATE,
@@ -130,20 +135,14 @@ def test_withdrawn_consent_stops_storage_at_once(db, clock, keyring, owner):
             select(ConsentEvent.policy_document_id)
         ), channel=Channel.WEB, actor="user:owner", clock=clock, scope=devices.scope_of(device.id),
     )  # fmt: skip
-    assert (
-        devices.check_in(session=db, keyring=keyring, device=device, report=report, clock=clock)[0]
-        == 0
-    )
+    assert _check_in(db, keyring, device, report, clock)[0] == 0
 
 
 def test_fixes_from_the_future_are_refused(db, clock, keyring, owner):
     device, _ = _enroll(db, keyring, clock, _code(db, keyring, owner, clock))
     late = _fix(clock, fixed_at=clock.now() + devices.MAX_CLOCK_SKEW + timedelta(seconds=1))
     with pytest.raises(ValidationFailed):
-        devices.check_in(
-            session=db, keyring=keyring, device=device, clock=clock,
-            report=CheckIn(locations=[_fix(clock), late]),
-        )  # fmt: skip
+        _check_in(db, keyring, device, CheckIn(locations=[_fix(clock), late]), clock)
 
 
 def test_another_users_device_is_not_found(db, clock, keyring, owner):

@@ -5,15 +5,29 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import (
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from smartprotect.accounts.models import User
 from smartprotect.audit import service as audit
 from smartprotect.audit.tags import Tag
 from smartprotect.clock import Clock
+from smartprotect.commands.models import Command
+from smartprotect.commands.models import State as CommandState
 from smartprotect.devices.models import (
     Capability,
     Device,
@@ -22,7 +36,7 @@ from smartprotect.devices.models import (
     TheftIncident,
 )
 from smartprotect.devices.schemas import CheckIn, EnrollRequest, LocationFix, LocationRead
-from smartprotect.errors import NotFound, ValidationFailed
+from smartprotect.errors import NotAuthenticated, NotFound, SmartProtectError, ValidationFailed
 from smartprotect.i18n import N_
 from smartprotect.mail import render
 from smartprotect.mail import service as mail
@@ -166,62 +180,187 @@ def may(*, session: Session, device: Device, capability: Capability) -> bool:
     )
 
 
-def _seal_fix(session: Session, keyring: Keyring, device: Device, row_id, fix: LocationFix):
+@dataclass(frozen=True)
+class Report:
+    """One check-in as it arrives: the hash of the credential it came with, and what it says."""
+
+    credential_hash: str
+    report: CheckIn
+
+
+@dataclass
+class CheckInOutcome:
+    """What became of one check-in: refused with `error`, or stored."""
+
+    error: SmartProtectError | None = None
+    device_id: uuid.UUID | None = None
+    lost: bool = False
+    locations_stored: int = 0
+    accounts_stored: bool = False
+    # Pending commands, signed (filled by the caller, in the same transaction).
+    commands: list[dict] = field(default_factory=list)
+    # Whether the device has queued commands, or is lost and its owner not yet told it is
+    # back: those check-ins need the slower, per-device follow-up.
+    needs_follow_up: bool = False
+
+
+_REFUSED_CREDENTIAL = N_("The device credential is invalid or revoked.")
+
+
+def _future_fix(report: CheckIn, now) -> ValidationFailed | None:
+    for i, fix in enumerate(report.locations):
+        if fix.fixed_at > now + MAX_CLOCK_SKEW:
+            return ValidationFailed(
+                {f"locations.{i}.fixed_at": N_("This fix is time-stamped in the future.")}
+            )
+    return None
+
+
+# The check-in path's statements, built once: every check-in runs them.
+_devices = Device.__table__.c
+_DEVICES_BY_CREDENTIAL = select(
+    _devices.id, _devices.user_id, _devices.credential_hash, _devices.capabilities,
+    _devices.lost, _devices.found_notified_at,
+).where(
+    _devices.credential_hash.in_(bindparam("hashes", expanding=True)),
+    _devices.revoked_at.is_(None),
+)  # fmt: skip
+_STORE_FIX = insert(DeviceLocation.__table__)
+# What a device did not report this time stays as it was.
+_SEEN = (
+    update(Device.__table__)
+    .where(_devices.id == bindparam("device"))
+    .values(
+        last_seen_at=bindparam("seen", type_=_devices.last_seen_at.type),
+        **{
+            column: func.coalesce(bindparam(name, type_=_devices[column].type), _devices[column])
+            for column, name in (
+                ("battery_percent", "battery"),
+                ("agent_version", "version"),
+                ("sealed_accounts", "accounts"),
+            )
+        },
+    )
+)
+_commands = Command.__table__.c
+# Devices with commands to hand over, or delivered ones that have run out of time.
+_WAITING = select(_commands.device_id).where(
+    _commands.device_id.in_(bindparam("devices", expanding=True)),
+    or_(
+        _commands.state == CommandState.QUEUED,
+        and_(_commands.state == CommandState.DELIVERED, _commands.expires_at <= bindparam("now")),
+    ),
+)
+
+
+def check_in_many(
+    *, session: Session, keyring: Keyring, reports: Sequence[Report], clock: Clock
+) -> list[CheckInOutcome]:
+    """Store a batch of check-ins in one transaction, with a fixed number of queries however
+    many there are; one outcome per report, in order. A refused report (unknown or revoked
+    credential, a fix from the future) changes nothing; nothing a device was not permitted
+    to report is kept."""
+    now = clock.now()
+    outcomes = [CheckInOutcome() for _ in reports]
+    found = {
+        row.credential_hash: row
+        for row in session.execute(
+            _DEVICES_BY_CREDENTIAL, {"hashes": list({item.credential_hash for item in reports})}
+        )
+    }
+    accepted: list[tuple[CheckInOutcome, Report, Any]] = []
+    for outcome, item in zip(outcomes, reports, strict=True):
+        row = found.get(item.credential_hash)
+        outcome.error = (
+            NotAuthenticated(_REFUSED_CREDENTIAL) if row is None else _future_fix(item.report, now)
+        )
+        if outcome.error is None:
+            outcome.device_id, outcome.lost = row.id, row.lost
+            outcome.needs_follow_up = row.lost and row.found_notified_at is None
+            accepted.append((outcome, item, row))
+    if not accepted:
+        return outcomes
+
+    # The consent ledger is asked only where the device was enrolled with the capability
+    # and actually reports something it covers.
+    asks = set()
+    for _, item, row in accepted:
+        if item.report.locations and Capability.LOCATE.value in row.capabilities:
+            asks.add(_ask(row, Capability.LOCATE))
+        if item.report.accounts is not None and Capability.REPORT_ACCOUNTS.value in (
+            row.capabilities
+        ):
+            asks.add(_ask(row, Capability.REPORT_ACCOUNTS))
+    allowed = consent.permitted(session=session, asks=asks)
+    keys.load_keys(
+        session=session, master=keyring.master, subject_ids={row.user_id for _, _, row in accepted}
+    )
+
+    fixes: list[dict[str, Any]] = []
+    seen: dict[uuid.UUID, dict[str, Any]] = {}
+    for outcome, item, row in accepted:
+        report = item.report
+        change = seen.setdefault(
+            row.id,
+            {"device": row.id, "seen": now, "battery": None, "version": None, "accounts": None},
+        )
+        if report.battery_percent is not None:
+            change["battery"] = report.battery_percent
+        if report.agent_version:
+            change["version"] = report.agent_version
+        if report.locations and _ask(row, Capability.LOCATE) in allowed:
+            fixes.extend(_sealed_fix(session, keyring, row, fix, now) for fix in report.locations)
+            outcome.locations_stored = len(report.locations)
+        if report.accounts is not None and _ask(row, Capability.REPORT_ACCOUNTS) in allowed:
+            change["accounts"] = keys.encrypt_field(
+                session=session, master=keyring.master, subject_id=row.user_id,
+                table=Device.__tablename__, column="sealed_accounts", row_id=row.id,
+                plaintext=json.dumps(sorted(set(report.accounts))),
+            )  # fmt: skip
+            outcome.accounts_stored = True
+    if fixes:
+        session.execute(_STORE_FIX, fixes)
+    # In id order, so that two batches touching the same devices cannot deadlock.
+    session.execute(_SEEN, sorted(seen.values(), key=lambda change: str(change["device"])))
+    _forget_cached(session, seen.keys())
+    waiting = set(session.scalars(_WAITING, {"devices": list(seen), "now": now}))
+    for outcome, _, _ in accepted:
+        outcome.needs_follow_up |= outcome.device_id in waiting
+    return outcomes
+
+
+def _ask(row, capability: Capability) -> consent.Ask:
+    return consent.Ask(row.user_id, CAPABILITY_PURPOSE[capability], scope_of(row.id))
+
+
+def _sealed_fix(session: Session, keyring: Keyring, row, fix: LocationFix, now) -> dict:
+    row_id = uuid.uuid4()
     payload = {
         "latitude": fix.latitude,
         "longitude": fix.longitude,
         "accuracy_m": fix.accuracy_m,
         "method": fix.method.value,
     }
-    return keys.encrypt_field(
-        session=session, master=keyring.master, subject_id=device.user_id,
+    sealed = keys.encrypt_field(
+        session=session, master=keyring.master, subject_id=row.user_id,
         table=DeviceLocation.__tablename__, column="sealed", row_id=row_id,
         plaintext=json.dumps(payload),
     )  # fmt: skip
+    return {"id": row_id, "device_id": row.id, "fixed_at": fix.fixed_at, "received_at": now,
+            "sealed": sealed}  # fmt: skip
 
 
-def check_in(
-    *, session: Session, keyring: Keyring, device: Device, report: CheckIn, clock: Clock
-) -> tuple[int, bool]:
-    """Store what a device reports; returns how many fixes were stored and whether its
-    accounts were. Nothing it was not permitted to report is kept."""
-    now = clock.now()
-    future = [i for i, fix in enumerate(report.locations) if fix.fixed_at > now + MAX_CLOCK_SKEW]
-    if future:
-        raise ValidationFailed(
-            {f"locations.{future[0]}.fixed_at": N_("This fix is time-stamped in the future.")}
-        )
-    device.last_seen_at = now
-    if report.battery_percent is not None:
-        device.battery_percent = report.battery_percent
-    if report.agent_version:
-        device.agent_version = report.agent_version
-    stored = 0
-    if report.locations and may(session=session, device=device, capability=Capability.LOCATE):
-        for fix in report.locations:
-            row_id = uuid.uuid4()
-            session.add(
-                DeviceLocation(
-                    id=row_id, device_id=device.id, fixed_at=fix.fixed_at, received_at=now,
-                    sealed=_seal_fix(session, keyring, device, row_id, fix),
-                )
-            )  # fmt: skip
-            stored += 1
-    accounts_stored = False
-    if report.accounts is not None and may(
-        session=session, device=device, capability=Capability.REPORT_ACCOUNTS
-    ):
-        device.sealed_accounts = keys.encrypt_field(
-            session=session, master=keyring.master, subject_id=device.user_id,
-            table=Device.__tablename__, column="sealed_accounts", row_id=device.id,
-            plaintext=json.dumps(sorted(set(report.accounts))),
-        )  # fmt: skip
-        accounts_stored = True
-    session.flush()
-    return stored, accounts_stored
+def _forget_cached(session: Session, device_ids) -> None:
+    """Bulk updates bypass the objects a session already holds: reload those on next use."""
+    for device_id in device_ids:
+        device = session.identity_map.get(identity_key(Device, device_id))
+        if device is not None:
+            session.expire(device)
 
 
-def next_check_in(device: Device, *, check_in_seconds: int, lost_check_in_seconds: int) -> int:
+def next_check_in(
+    device: Device | CheckInOutcome, *, check_in_seconds: int, lost_check_in_seconds: int
+) -> int:
     return lost_check_in_seconds if device.lost else check_in_seconds
 
 

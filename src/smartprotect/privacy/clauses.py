@@ -281,7 +281,7 @@ CLAUSES: tuple[Clause, ...] = (
         number="2.3.4",
         title=N_("User accounts on the mobile device"),
         status=PARTIAL,
-        controls=(DEVICES + "check_in", DEVICES + "accounts_of"),
+        controls=(DEVICES + "check_in_many", DEVICES + "accounts_of"),
         tests=(
             T_DEVICES + "test_nothing_unpermitted_is_stored",
             T_DEVICES + "test_withdrawn_consent_stops_storage_at_once",
@@ -309,7 +309,7 @@ CLAUSES: tuple[Clause, ...] = (
         number="2.3.6",
         title=N_("Geolocation of the User's mobile device"),
         status=PARTIAL,
-        controls=(DEVICES + "check_in", DEVICES + "locations"),
+        controls=(DEVICES + "check_in_many", DEVICES + "locations"),
         tests=(
             T_DEVICES + "test_check_in_stores_sealed_locations_and_battery",
             T_API_AGENT + "test_bad_coordinates_are_refused",

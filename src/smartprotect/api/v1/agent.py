@@ -7,8 +7,9 @@ import uuid
 from typing import Literal
 
 from fastapi import APIRouter, Query, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from smartprotect.commands import service as commands
@@ -29,6 +30,7 @@ from smartprotect.devices.schemas import CheckIn, CheckInResponse, EnrollRequest
 from smartprotect.errors import NotAuthenticated
 from smartprotect.i18n import N_
 from smartprotect.mail.links import Links
+from smartprotect.security import hash_token
 from smartprotect.signing import public_text
 
 router = APIRouter(prefix="/agent", tags=["agent"])
@@ -54,37 +56,39 @@ def enroll(
     )
 
 
-@router.post("/check-in", response_model=CheckInResponse)
-def check_in(
-    request: Request,
-    body: CheckIn,
-    device: CurrentDevice,
-    db: DbSession,
-    settings: SettingsDep,
-    clock: ClockDep,
-    keyring: KeyringDep,
-) -> CheckInResponse:
+async def check_in(request: Request) -> Response:
     """Report location, battery and (if permitted) accounts; the answer carries any pending
-    commands, signed, and says when to come back."""
-    stored, accounts_stored = devices.check_in(
-        session=db, keyring=keyring, device=device, report=body, clock=clock
+    commands, signed, and says when to come back.
+
+    The busiest endpoint, so a plain Starlette route: no dependency injection, and the
+    check-in is stored by the group-commit writer, answered once its batch has committed.
+    """
+    raw = bearer_token(request)
+    if raw is None:
+        raise NotAuthenticated(DEVICE_CREDENTIAL_MISSING)
+    try:
+        report = CheckIn.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
+        ) from None
+    state = request.app.state
+    outcome = await state.check_ins.submit(
+        devices.Report(credential_hash=hash_token(raw), report=report)
     )
-    links = Links(base_url=settings.base_url)
-    devices.notify_if_found(session=db, device=device, clock=clock, links=links)
-    pending = commands.deliver(
-        session=db, keyring=keyring, device=device, key=request.app.state.command_key,
-        clock=clock, links=links,
-    )  # fmt: skip
-    return CheckInResponse(
-        commands=pending,
+    if outcome.error is not None:
+        raise outcome.error
+    answer = CheckInResponse(
+        commands=outcome.commands,
         check_in_after_seconds=devices.next_check_in(
-            device,
-            check_in_seconds=settings.check_in_seconds,
-            lost_check_in_seconds=settings.lost_check_in_seconds,
+            outcome,
+            check_in_seconds=state.settings.check_in_seconds,
+            lost_check_in_seconds=state.settings.lost_check_in_seconds,
         ),
-        locations_stored=stored,
-        accounts_stored=accounts_stored,
+        locations_stored=outcome.locations_stored,
+        accounts_stored=outcome.accounts_stored,
     )
+    return Response(answer.model_dump_json(), media_type="application/json")
 
 
 class CommandReport(BaseModel):

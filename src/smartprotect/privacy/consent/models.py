@@ -6,7 +6,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from smartprotect.db import Base, str_enum
@@ -45,6 +45,10 @@ class Channel(enum.StrEnum):
 
 class ConsentEvent(Base):
     __tablename__ = "consent_events"
+    # "Is this permitted now?" looks up the latest event per subject, purpose and scope.
+    __table_args__ = (
+        Index("ix_consent_events_subject_purpose_scope", "subject_id", "purpose", "scope", "id"),
+    )
 
     # Ordered by insertion: two events in the same instant still have a defined order.
     id: Mapped[int] = mapped_column(
@@ -54,7 +58,7 @@ class ConsentEvent(Base):
     # refuses UPDATE, and the integer id is only assigned by the insert).
     uid: Mapped[uuid.UUID] = mapped_column(unique=True, default=uuid.uuid4)
     # No foreign key: the ledger is evidence and outlives the account (pseudonymous by then).
-    subject_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    subject_id: Mapped[uuid.UUID]
     # What the consent is limited to, if not the whole account: "device:<id>".
     scope: Mapped[str | None] = mapped_column(String(64))
     purpose: Mapped[Purpose] = mapped_column(str_enum(Purpose, 40))

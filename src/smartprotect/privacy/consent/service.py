@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from smartprotect.audit import service as audit
@@ -115,17 +117,64 @@ def is_permitted(
     *, session: Session, subject_id: uuid.UUID, purpose: Purpose, scope: str | None = None
 ) -> bool:
     """May we process this subject's data for this purpose now (on this device, if scoped)?"""
-    latest = session.scalar(
-        select(ConsentEvent.action)
-        .where(
-            ConsentEvent.subject_id == subject_id,
-            ConsentEvent.purpose == purpose,
-            _in_scope(scope),
-        )
-        .order_by(ConsentEvent.id.desc())
-        .limit(1)
+    ask = Ask(subject_id, purpose, scope)
+    return ask in permitted(session=session, asks=[ask])
+
+
+class Ask(NamedTuple):
+    """One question for `permitted`: this subject, this purpose, this scope (or the account)."""
+
+    subject_id: uuid.UUID
+    purpose: Purpose
+    scope: str | None = None
+
+
+def _latest_grants(*, scoped: bool):
+    """The granted (subject, purpose, scope) among those asked, each judged by its latest
+    event; built once, as every check-in asks it."""
+    events = ConsentEvent.__table__.c
+    in_scope = (
+        events.scope.in_(bindparam("scopes", expanding=True))
+        if scoped
+        else (events.scope.is_(None))
     )
-    return latest is ConsentAction.GRANT
+    latest = (
+        select(func.max(events.id))
+        .where(
+            events.subject_id.in_(bindparam("subjects", expanding=True)),
+            events.purpose.in_(bindparam("purposes", expanding=True)),
+            in_scope,
+        )
+        .group_by(events.subject_id, events.purpose, events.scope)
+    )
+    return select(events.subject_id, events.purpose, events.scope).where(
+        events.id.in_(latest), events.action == ConsentAction.GRANT
+    )
+
+
+_SCOPED_GRANTS = _latest_grants(scoped=True)
+_ACCOUNT_GRANTS = _latest_grants(scoped=False)
+
+
+def permitted(*, session: Session, asks: Iterable[Ask]) -> set[Ask]:
+    """Which of these are permitted now, each by the latest event about it, in one query
+    (two if some are scoped to a device and some are not)."""
+    asks = set(asks)
+    granted: set[Ask] = set()
+    for statement, chosen in (
+        (_SCOPED_GRANTS, [ask for ask in asks if ask.scope is not None]),
+        (_ACCOUNT_GRANTS, [ask for ask in asks if ask.scope is None]),
+    ):
+        if not chosen:
+            continue
+        params = {
+            "subjects": list({ask.subject_id for ask in chosen}),
+            "purposes": list({ask.purpose for ask in chosen}),
+        }
+        if statement is _SCOPED_GRANTS:
+            params["scopes"] = list({ask.scope for ask in chosen})
+        granted.update(Ask(*row) for row in session.execute(statement, params))
+    return asks & granted
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from smartprotect.clock import Clock
@@ -68,11 +69,7 @@ def create_key(
     return row
 
 
-def _data_key(*, session: Session, master: MasterKey, subject_id: uuid.UUID) -> bytes:
-    cache: dict[tuple[str, uuid.UUID], bytes] = session.info.setdefault(_CACHE, {})
-    if (master.key_id, subject_id) in cache:
-        return cache[master.key_id, subject_id]
-    row = session.get(SubjectKey, subject_id)
+def _unwrap(master: MasterKey, row, subject_id: uuid.UUID) -> bytes:
     if row is None or row.wrapped_key is None:
         raise KeyDestroyed(N_("This person's data has been erased."))
     if row.master_key_id != master.key_id:
@@ -80,9 +77,34 @@ def _data_key(*, session: Session, master: MasterKey, subject_id: uuid.UUID) -> 
             f"the data key of a subject is wrapped by master key {row.master_key_id}, "
             f"but the configured master key is {master.key_id}"
         )
-    data_key = master.unwrap(row.wrapped_key, context=_wrap_context(subject_id))
+    return master.unwrap(row.wrapped_key, context=_wrap_context(subject_id))
+
+
+def _data_key(*, session: Session, master: MasterKey, subject_id: uuid.UUID) -> bytes:
+    cache: dict[tuple[str, uuid.UUID], bytes] = session.info.setdefault(_CACHE, {})
+    if (master.key_id, subject_id) in cache:
+        return cache[master.key_id, subject_id]
+    data_key = _unwrap(master, session.get(SubjectKey, subject_id), subject_id)
     cache[master.key_id, subject_id] = data_key
     return data_key
+
+
+_subject_keys = SubjectKey.__table__.c
+_KEYS_OF = select(
+    _subject_keys.subject_id, _subject_keys.wrapped_key, _subject_keys.master_key_id
+).where(_subject_keys.subject_id.in_(bindparam("subjects", expanding=True)))
+
+
+def load_keys(*, session: Session, master: MasterKey, subject_ids: Iterable[uuid.UUID]) -> None:
+    """Unwrap several subjects' keys for this session with one query (for batched work);
+    a subject whose key is destroyed is left out, so sealing for them still fails."""
+    cache: dict[tuple[str, uuid.UUID], bytes] = session.info.setdefault(_CACHE, {})
+    wanted = [s for s in set(subject_ids) if (master.key_id, s) not in cache]
+    if not wanted:
+        return
+    for row in session.execute(_KEYS_OF, {"subjects": wanted}):
+        if row.wrapped_key is not None:
+            cache[master.key_id, row.subject_id] = _unwrap(master, row, row.subject_id)
 
 
 def encrypt_field(

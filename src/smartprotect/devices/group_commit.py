@@ -1,0 +1,142 @@
+"""Group commit of check-ins: many devices' check-ins stored in one transaction.
+
+Every check-in is durable before it is answered, but committing each on its own would spend
+one transaction (and, on SQLite, one turn of the single write lock) per device. Instead the
+check-ins that arrive while a batch is being written wait together and are written as the
+next batch, in one transaction with a fixed number of queries: under light load a batch is a
+single check-in and nothing waits; under heavy load batches grow and each commit is shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+
+from smartprotect.clock import Clock
+from smartprotect.commands import service as commands
+from smartprotect.db import DatabaseGate
+from smartprotect.devices import service as devices
+from smartprotect.devices.models import Device
+from smartprotect.mail.links import Links
+from smartprotect.privacy.keys.master import Keyring
+
+# Bounded so one transaction stays short and its queries' parameter lists small.
+MAX_BATCH = 256
+
+log = logging.getLogger(__name__)
+
+
+class CheckInWriter:
+    """Takes check-ins from requests and answers each once its batch has committed."""
+
+    def __init__(
+        self,
+        *,
+        session_factory: sessionmaker[Session],
+        gate: DatabaseGate,
+        keyring: Keyring,
+        command_key: Ed25519PrivateKey,
+        clock: Clock,
+        links: Links,
+        after_commit: Callable[[Session], None],
+    ) -> None:
+        self._factory = session_factory
+        self._gate = gate
+        self._keyring = keyring
+        self._command_key = command_key
+        self._clock = clock
+        self._links = links
+        self._after_commit = after_commit
+        self._pending: list[tuple[devices.Report, asyncio.Future]] = []
+        self._writer: asyncio.Task | None = None
+
+    async def submit(self, item: devices.Report) -> devices.CheckInOutcome:
+        """Store one check-in; returns when it is committed (or refused)."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._pending.append((item, future))
+        writer = self._writer
+        if writer is None or writer.done() or writer.get_loop() is not loop:
+            self._writer = loop.create_task(self._write_pending(), name="check-in-writer")
+        return await future
+
+    async def _write_pending(self) -> None:
+        while self._pending:
+            batch = self._pending[:MAX_BATCH]
+            del self._pending[:MAX_BATCH]
+            try:
+                async with self._gate:
+                    outcomes = await run_in_threadpool(self._write, [item for item, _ in batch])
+            except Exception as exc:
+                for _, future in batch:
+                    _settle(future, exception=exc)
+                continue
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                _settle(future, result=outcome)
+
+    def _write(self, items: list[devices.Report]) -> list[Any]:
+        try:
+            return self._transaction(items)
+        except Exception:
+            if len(items) == 1:
+                raise
+        # One bad check-in must not fail the others: write each on its own instead.
+        log.warning("a batch of %d check-ins failed; writing them one by one", len(items))
+        outcomes: list[Any] = []
+        for item in items:
+            try:
+                outcomes.extend(self._transaction([item]))
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def _transaction(self, items: list[devices.Report]) -> list[devices.CheckInOutcome]:
+        session = self._factory()
+        try:
+            outcomes = devices.check_in_many(
+                session=session, keyring=self._keyring, reports=items, clock=self._clock
+            )
+            for outcome in outcomes:
+                if outcome.error is None and outcome.needs_follow_up:
+                    self._follow_up(session, outcome)
+            session.commit()
+            self._after_commit(session)
+            return outcomes
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def _follow_up(self, session: Session, outcome: devices.CheckInOutcome) -> None:
+        """Tell the owner a lost device is back, and hand the device its queued commands."""
+        device = session.get(Device, outcome.device_id)
+        devices.notify_if_found(
+            session=session, device=device, clock=self._clock, links=self._links
+        )
+        outcome.commands.extend(
+            commands.deliver(
+                session=session, keyring=self._keyring, device=device, key=self._command_key,
+                clock=self._clock, links=self._links,
+            )
+        )  # fmt: skip
+
+
+def _settle(future: asyncio.Future, *, result: Any = None, exception: BaseException | None = None):
+    if isinstance(result, BaseException):
+        result, exception = None, result
+    if future.done():
+        return  # the client went away; its check-in is stored all the same
+    try:
+        if exception is not None:
+            future.set_exception(exception)
+        else:
+            future.set_result(result)
+    except RuntimeError:
+        pass  # its event loop has closed (a test client's, between requests)
