@@ -56,3 +56,33 @@ def test_other_time_zones_are_stored_as_utc():
     stored = UTCDateTime().process_bind_param(datetime(2026, 1, 1, 5, tzinfo=almaty), Dialect())
     assert stored == datetime(2026, 1, 1, 0, 0)
     assert UTCDateTime().process_result_value(stored, Dialect()) == datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_bulk_writes_convert_values_as_the_orm_does(db, clock):
+    import uuid
+
+    from sqlalchemy import bindparam, insert, select, update
+
+    from smartprotect.db import BulkWrite
+    from smartprotect.privacy.keys.models import SubjectKey
+
+    keys_table = SubjectKey.__table__
+    store = BulkWrite(insert(keys_table), columns=("subject_id", "wrapped_key", "master_key_id",
+                                                    "created_at"))  # fmt: skip
+    subjects = [uuid.uuid4() for _ in range(3)]
+    later = clock.now() + timedelta(hours=1)
+    store.execute(db, [{"subject_id": s, "wrapped_key": bytes([n]) * 8, "master_key_id": "k1",
+                        "created_at": clock.now()} for n, s in enumerate(subjects)])  # fmt: skip
+    store.execute(db, [])
+    destroy = BulkWrite(
+        update(keys_table)
+        .where(keys_table.c.subject_id == bindparam("subject"))
+        .values(wrapped_key=None, destroyed_at=bindparam("at", type_=UTCDateTime()))
+    )
+    destroy.execute(db, [{"subject": subjects[0], "at": later}])
+    rows = {row.subject_id: row for row in db.execute(select(keys_table))}
+    assert set(rows) == set(subjects)
+    assert rows[subjects[0]].wrapped_key is None and rows[subjects[0]].destroyed_at == later
+    assert rows[subjects[1]].wrapped_key == b"\x01" * 8 and rows[subjects[1]].destroyed_at is None
+    assert {row.created_at for row in rows.values()} == {clock.now()}
+    assert all(row.created_at.tzinfo is not None for row in rows.values())

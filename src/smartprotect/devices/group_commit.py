@@ -33,7 +33,10 @@ log = logging.getLogger(__name__)
 
 
 class CheckInWriter:
-    """Takes check-ins from requests and answers each once its batch has committed."""
+    """Takes check-ins from requests and answers each once its batch has committed.
+
+    `inline`: write batches on the event loop (SQLite) rather than in a worker thread
+    (PostgreSQL, where a batch mostly waits on the network)."""
 
     def __init__(
         self,
@@ -45,6 +48,7 @@ class CheckInWriter:
         clock: Clock,
         links: Links,
         after_commit: Callable[[Session], None],
+        inline: bool,
     ) -> None:
         self._factory = session_factory
         self._gate = gate
@@ -55,6 +59,7 @@ class CheckInWriter:
         self._after_commit = after_commit
         self._pending: list[tuple[devices.Report, asyncio.Future]] = []
         self._writer: asyncio.Task | None = None
+        self._inline = inline
 
     async def submit(self, item: devices.Report) -> devices.CheckInOutcome:
         """Store one check-in; returns when it is committed (or refused)."""
@@ -72,7 +77,7 @@ class CheckInWriter:
             del self._pending[:MAX_BATCH]
             try:
                 async with self._gate:
-                    outcomes = await run_in_threadpool(self._write, [item for item, _ in batch])
+                    outcomes = await self._write([item for item, _ in batch])
             except Exception as exc:
                 for _, future in batch:
                     _settle(future, exception=exc)
@@ -80,9 +85,9 @@ class CheckInWriter:
             for (_, future), outcome in zip(batch, outcomes, strict=True):
                 _settle(future, result=outcome)
 
-    def _write(self, items: list[devices.Report]) -> list[Any]:
+    async def _write(self, items: list[devices.Report]) -> list[Any]:
         try:
-            return self._transaction(items)
+            return await self._transaction(items)
         except Exception:
             if len(items) == 1:
                 raise
@@ -91,13 +96,27 @@ class CheckInWriter:
         outcomes: list[Any] = []
         for item in items:
             try:
-                outcomes.extend(self._transaction([item]))
+                outcomes.extend(await self._transaction([item]))
             except Exception as exc:
                 outcomes.append(exc)
         return outcomes
 
-    def _transaction(self, items: list[devices.Report]) -> list[devices.CheckInOutcome]:
+    async def _transaction(self, items: list[devices.Report]) -> list[devices.CheckInOutcome]:
         session = self._factory()
+        if not self._inline:
+            return await run_in_threadpool(self._store, session, items)
+        # SQLite: only taking the write lock can wait (for another process), so that is done
+        # off the event loop; once it is held nothing waits, and the rest runs right here.
+        # In a worker thread it would cost more than it does: that thread and the event loop
+        # would take turns at the interpreter lock many times per batch.
+        try:
+            await run_in_threadpool(session.connection)
+        except BaseException:
+            session.close()
+            raise
+        return self._store(session, items)
+
+    def _store(self, session: Session, items: list[devices.Report]) -> list[Any]:
         try:
             outcomes = devices.check_in_many(
                 session=session, keyring=self._keyring, reports=items, clock=self._clock
@@ -106,13 +125,18 @@ class CheckInWriter:
                 if outcome.error is None and outcome.needs_follow_up:
                     self._follow_up(session, outcome)
             session.commit()
-            self._after_commit(session)
-            return outcomes
         except BaseException:
             session.rollback()
+            session.close()
             raise
+        try:
+            self._after_commit(session)
+        except Exception:
+            # Committed already: the check-ins stand; a missed wake-up is caught up later.
+            log.exception("after committing check-ins")
         finally:
             session.close()
+        return outcomes
 
     def _follow_up(self, session: Session, outcome: devices.CheckInOutcome) -> None:
         """Tell the owner a lost device is back, and hand the device its queued commands."""

@@ -28,6 +28,7 @@ from smartprotect.audit.tags import Tag
 from smartprotect.clock import Clock
 from smartprotect.commands.models import Command
 from smartprotect.commands.models import State as CommandState
+from smartprotect.db import BulkWrite
 from smartprotect.devices.models import (
     Capability,
     Device,
@@ -225,9 +226,12 @@ _DEVICES_BY_CREDENTIAL = select(
     _devices.credential_hash.in_(bindparam("hashes", expanding=True)),
     _devices.revoked_at.is_(None),
 )  # fmt: skip
-_STORE_FIX = insert(DeviceLocation.__table__)
+_STORE_FIX = BulkWrite(
+    insert(DeviceLocation.__table__),
+    columns=("id", "device_id", "fixed_at", "received_at", "sealed"),
+)
 # What a device did not report this time stays as it was.
-_SEEN = (
+_SEEN = BulkWrite(
     update(Device.__table__)
     .where(_devices.id == bindparam("device"))
     .values(
@@ -268,7 +272,7 @@ def check_in_many(
             _DEVICES_BY_CREDENTIAL, {"hashes": list({item.credential_hash for item in reports})}
         )
     }
-    accepted: list[tuple[CheckInOutcome, Report, Any]] = []
+    accepted: list[tuple[CheckInOutcome, CheckIn, Any]] = []
     for outcome, item in zip(outcomes, reports, strict=True):
         row = found.get(item.credential_hash)
         outcome.error = (
@@ -277,60 +281,58 @@ def check_in_many(
         if outcome.error is None:
             outcome.device_id, outcome.lost = row.id, row.lost
             outcome.needs_follow_up = row.lost and row.found_notified_at is None
-            accepted.append((outcome, item, row))
+            accepted.append((outcome, item.report, row))
     if not accepted:
         return outcomes
 
     # The consent ledger is asked only where the device was enrolled with the capability
     # and actually reports something it covers.
-    asks = set()
-    for _, item, row in accepted:
-        if item.report.locations and Capability.LOCATE.value in row.capabilities:
-            asks.add(_ask(row, Capability.LOCATE))
-        if item.report.accounts is not None and Capability.REPORT_ACCOUNTS.value in (
-            row.capabilities
-        ):
-            asks.add(_ask(row, Capability.REPORT_ACCOUNTS))
-    allowed = consent.permitted(session=session, asks=asks)
+    asks: dict[uuid.UUID, tuple[consent.Ask | None, consent.Ask | None]] = {}
+    for _, report, row in accepted:
+        scope = scope_of(row.id)
+        locate, accounts = asks.get(row.id, (None, None))
+        if report.locations and Capability.LOCATE.value in row.capabilities:
+            locate = consent.Ask(row.user_id, Purpose.DEVICE_LOCATE, scope)
+        if report.accounts is not None and Capability.REPORT_ACCOUNTS.value in row.capabilities:
+            accounts = consent.Ask(row.user_id, Purpose.DEVICE_ACCOUNTS, scope)
+        asks[row.id] = (locate, accounts)
+    allowed = consent.permitted(
+        session=session, asks=[ask for pair in asks.values() for ask in pair if ask is not None]
+    )
     keys.load_keys(
         session=session, master=keyring.master, subject_ids={row.user_id for _, _, row in accepted}
     )
 
     fixes: list[dict[str, Any]] = []
     seen: dict[uuid.UUID, dict[str, Any]] = {}
-    for outcome, item, row in accepted:
-        report = item.report
-        change = seen.setdefault(
-            row.id,
-            {"device": row.id, "seen": now, "battery": None, "version": None, "accounts": None},
-        )
+    for outcome, report, row in accepted:
+        locate, accounts = asks[row.id]
+        change = seen.get(row.id)
+        if change is None:
+            change = seen[row.id] = {"device": row.id, "seen": now, "battery": None,
+                                     "version": None, "accounts": None}  # fmt: skip
         if report.battery_percent is not None:
             change["battery"] = report.battery_percent
         if report.agent_version:
             change["version"] = report.agent_version
-        if report.locations and _ask(row, Capability.LOCATE) in allowed:
+        if report.locations and locate in allowed:
             fixes.extend(_sealed_fix(session, keyring, row, fix, now) for fix in report.locations)
             outcome.locations_stored = len(report.locations)
-        if report.accounts is not None and _ask(row, Capability.REPORT_ACCOUNTS) in allowed:
+        if report.accounts is not None and accounts in allowed:
             change["accounts"] = keys.encrypt_field(
                 session=session, master=keyring.master, subject_id=row.user_id,
                 table=Device.__tablename__, column="sealed_accounts", row_id=row.id,
                 plaintext=json.dumps(sorted(set(report.accounts))),
             )  # fmt: skip
             outcome.accounts_stored = True
-    if fixes:
-        session.execute(_STORE_FIX, fixes)
+    _STORE_FIX.execute(session, fixes)
     # In id order, so that two batches touching the same devices cannot deadlock.
-    session.execute(_SEEN, sorted(seen.values(), key=lambda change: str(change["device"])))
-    _forget_cached(session, seen.keys())
+    _SEEN.execute(session, [seen[device_id] for device_id in sorted(seen)])
+    _forget_cached(session, seen)
     waiting = set(session.scalars(_WAITING, {"devices": list(seen), "now": now}))
     for outcome, _, _ in accepted:
         outcome.needs_follow_up |= outcome.device_id in waiting
     return outcomes
-
-
-def _ask(row, capability: Capability) -> consent.Ask:
-    return consent.Ask(row.user_id, CAPABILITY_PURPOSE[capability], scope_of(row.id))
 
 
 def _sealed_fix(session: Session, keyring: Keyring, row, fix: LocationFix, now) -> dict:
@@ -352,6 +354,8 @@ def _sealed_fix(session: Session, keyring: Keyring, row, fix: LocationFix, now) 
 
 def _forget_cached(session: Session, device_ids) -> None:
     """Bulk updates bypass the objects a session already holds: reload those on next use."""
+    if not session.identity_map:
+        return
     for device_id in device_ids:
         device = session.identity_map.get(identity_key(Device, device_id))
         if device is not None:

@@ -27,11 +27,33 @@ def content_security_policy(tile_url: str | None) -> str:
 HSTS_MAX_AGE_SECONDS = 63072000
 
 
+def security_headers(*, https: bool, policy: str) -> list[tuple[str, str]]:
+    """The headers every response carries unless it sets its own."""
+    headers = [
+        ("Content-Security-Policy", policy),
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "same-origin"),
+        ("Cross-Origin-Opener-Policy", "same-origin"),
+    ]
+    if https:
+        headers.append(("Strict-Transport-Security", f"max-age={HSTS_MAX_AGE_SECONDS}"))
+    return headers
+
+
+def device_api_headers(*, https: bool) -> list[tuple[str, str]]:
+    """The headers of a JSON answer to a device: never rendered by a browser, so the page
+    policies (CSP, framing, referrer) have nothing to act on; it is personal, so not cached."""
+    headers = [("X-Content-Type-Options", "nosniff"), ("Cache-Control", "no-store")]
+    if https:
+        headers.append(("Strict-Transport-Security", f"max-age={HSTS_MAX_AGE_SECONDS}"))
+    return headers
+
+
 class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp, *, https: bool, policy: str) -> None:
+    def __init__(self, app: ASGIApp, *, headers: list[tuple[str, str]]) -> None:
         self.app = app
-        self.https = https
-        self.policy = policy
+        self.headers = headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -41,15 +63,8 @@ class SecurityHeadersMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                headers.setdefault("Content-Security-Policy", self.policy)
-                headers.setdefault("X-Content-Type-Options", "nosniff")
-                headers.setdefault("X-Frame-Options", "DENY")
-                headers.setdefault("Referrer-Policy", "same-origin")
-                headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-                if self.https:
-                    headers.setdefault(
-                        "Strict-Transport-Security", f"max-age={HSTS_MAX_AGE_SECONDS}"
-                    )
+                for name, value in self.headers:
+                    headers.setdefault(name, value)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -159,3 +159,38 @@ def test_the_purposes_the_issue_requires_exist():
     }  # fmt: skip
     assert TERMS[Purpose.CROSS_BORDER_TRANSFER].abroad
     assert not TERMS[Purpose.MARKETING_EMAIL].required
+
+
+def test_many_questions_are_answered_at_once_each_by_its_latest_event(
+    db, clock, keyring, subject, published_policy
+):
+    policy_id = published_policy["en"]
+    other = uuid.uuid4()
+    for purpose, granted in ((Purpose.MARKETING_SMS, True), (Purpose.MARKETING_EMAIL, True),
+                             (Purpose.MARKETING_EMAIL, False)):  # fmt: skip
+        _change(db, clock, keyring, subject, policy_id, purpose, granted)
+    for scope, action in (("device:a", ConsentAction.GRANT), ("device:b", ConsentAction.GRANT),
+                          ("device:b", ConsentAction.WITHDRAW)):  # fmt: skip
+        consent.record(
+            session=db, keyring=keyring, subject_id=subject, purpose=Purpose.DEVICE_LOCATE,
+            action=action, policy_document_id=policy_id, channel=Channel.APP, actor="system",
+            clock=clock, scope=scope,
+        )  # fmt: skip
+    Ask = consent.Ask
+    asks = [
+        Ask(subject, Purpose.MARKETING_SMS),
+        Ask(subject, Purpose.MARKETING_EMAIL),
+        Ask(subject, Purpose.DEVICE_LOCATE, "device:a"),
+        Ask(subject, Purpose.DEVICE_LOCATE, "device:b"),
+        # A device's consent is not the account's, nor another device's, nor another subject's.
+        Ask(subject, Purpose.DEVICE_LOCATE),
+        Ask(subject, Purpose.DEVICE_LOCATE, "device:c"),
+        Ask(other, Purpose.DEVICE_LOCATE, "device:a"),
+        Ask(subject, Purpose.MARKETING_SMS, "device:a"),
+    ]
+    assert consent.permitted(session=db, asks=asks) == {asks[0], asks[2]}
+    assert consent.permitted(session=db, asks=[]) == set()
+    for ask in asks:
+        assert consent.is_permitted(
+            session=db, subject_id=ask.subject_id, purpose=ask.purpose, scope=ask.scope
+        ) == (ask in (asks[0], asks[2]))

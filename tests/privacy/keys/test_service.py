@@ -6,7 +6,8 @@ import os
 import uuid
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
 from smartprotect.config import Environment
 from smartprotect.privacy.keys import service as keys
@@ -163,3 +164,30 @@ def test_master_key_sources(tmp_path, settings):
 def test_keyring_hides_its_secrets(master):
     text = repr(Keyring(master=master, secret="s" * 40))
     assert "s" * 40 not in text and master.key_id in text
+
+
+def test_keys_load_in_one_go_and_a_destroyed_one_stays_destroyed(db, clock, master, engine):
+    alive, shredded = uuid.uuid4(), uuid.uuid4()
+    for subject in (alive, shredded):
+        keys.create_key(session=db, master=master, subject_id=subject, clock=clock)
+    sealed = keys.encrypt_field(session=db, master=master, subject_id=alive, table="t",
+                                column="c", row_id=1, plaintext="Almaty")  # fmt: skip
+    keys.destroy_key(session=db, subject_id=shredded, clock=clock)
+    db.commit()
+    with Session(engine) as fresh:
+        statements = []
+        listen = lambda *args: statements.append(args[2])  # noqa: E731
+        event.listen(engine, "before_cursor_execute", listen)
+        try:
+            keys.load_keys(session=fresh, master=master, subject_ids=[alive, shredded])
+            opened = keys.decrypt_field(
+                session=fresh, master=master, subject_id=alive, table="t", column="c", row_id=1,
+                ciphertext=sealed,
+            )  # fmt: skip
+        finally:
+            event.remove(engine, "before_cursor_execute", listen)
+        assert opened == "Almaty"
+        assert len([s for s in statements if "subject_keys" in s]) == 1
+        with pytest.raises(keys.KeyDestroyed):
+            keys.encrypt_field(session=fresh, master=master, subject_id=shredded, table="t",
+                               column="c", row_id=1, plaintext="x")  # fmt: skip

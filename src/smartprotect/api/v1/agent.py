@@ -60,14 +60,20 @@ async def check_in(request: Request) -> Response:
     """Report location, battery and (if permitted) accounts; the answer carries any pending
     commands, signed, and says when to come back.
 
-    The busiest endpoint, so a plain Starlette route: no dependency injection, and the
-    check-in is stored by the group-commit writer, answered once its batch has committed.
+    The busiest endpoint, so a plain Starlette route, without dependency injection; and
+    usually answered even before the middleware stack (`api.fast_path`).
     """
+    return await answer_check_in(request, await request.body())
+
+
+async def answer_check_in(request: Request, body: bytes) -> Response:
+    """Store a check-in through the group-commit writer and answer once its batch has
+    committed; raises what refuses it."""
     raw = bearer_token(request)
     if raw is None:
         raise NotAuthenticated(DEVICE_CREDENTIAL_MISSING)
     try:
-        report = CheckIn.model_validate_json(await request.body())
+        report = CheckIn.model_validate_json(body)
     except ValidationError as exc:
         raise RequestValidationError(
             [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]

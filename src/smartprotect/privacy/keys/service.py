@@ -26,7 +26,8 @@ DATA_KEY_BYTES = 32
 NONCE_BYTES = 12
 # The first byte of every ciphertext names its format, so it can change later.
 FORMAT_V1 = b"\x01"
-# Unwrapped keys are kept on the session for its lifetime only, never beyond the request.
+# Unwrapped keys (ready ciphers) are kept on the session for its lifetime only, never beyond
+# the request or job.
 _CACHE = "smartprotect.data_keys"
 
 
@@ -65,7 +66,7 @@ def create_key(
     )
     session.add(row)
     session.flush()
-    session.info.setdefault(_CACHE, {})[master.key_id, subject_id] = data_key
+    session.info.setdefault(_CACHE, {})[master.key_id, subject_id] = AESGCM(data_key)
     return row
 
 
@@ -80,13 +81,13 @@ def _unwrap(master: MasterKey, row, subject_id: uuid.UUID) -> bytes:
     return master.unwrap(row.wrapped_key, context=_wrap_context(subject_id))
 
 
-def _data_key(*, session: Session, master: MasterKey, subject_id: uuid.UUID) -> bytes:
-    cache: dict[tuple[str, uuid.UUID], bytes] = session.info.setdefault(_CACHE, {})
-    if (master.key_id, subject_id) in cache:
-        return cache[master.key_id, subject_id]
-    data_key = _unwrap(master, session.get(SubjectKey, subject_id), subject_id)
-    cache[master.key_id, subject_id] = data_key
-    return data_key
+def _cipher(*, session: Session, master: MasterKey, subject_id: uuid.UUID) -> AESGCM:
+    cache: dict[tuple[str, uuid.UUID], AESGCM] = session.info.setdefault(_CACHE, {})
+    cipher = cache.get((master.key_id, subject_id))
+    if cipher is None:
+        cipher = AESGCM(_unwrap(master, session.get(SubjectKey, subject_id), subject_id))
+        cache[master.key_id, subject_id] = cipher
+    return cipher
 
 
 _subject_keys = SubjectKey.__table__.c
@@ -98,13 +99,13 @@ _KEYS_OF = select(
 def load_keys(*, session: Session, master: MasterKey, subject_ids: Iterable[uuid.UUID]) -> None:
     """Unwrap several subjects' keys for this session with one query (for batched work);
     a subject whose key is destroyed is left out, so sealing for them still fails."""
-    cache: dict[tuple[str, uuid.UUID], bytes] = session.info.setdefault(_CACHE, {})
+    cache: dict[tuple[str, uuid.UUID], AESGCM] = session.info.setdefault(_CACHE, {})
     wanted = [s for s in set(subject_ids) if (master.key_id, s) not in cache]
     if not wanted:
         return
     for row in session.execute(_KEYS_OF, {"subjects": wanted}):
         if row.wrapped_key is not None:
-            cache[master.key_id, row.subject_id] = _unwrap(master, row, row.subject_id)
+            cache[master.key_id, row.subject_id] = AESGCM(_unwrap(master, row, row.subject_id))
 
 
 def encrypt_field(
@@ -118,11 +119,9 @@ def encrypt_field(
     plaintext: str,
 ) -> bytes:
     """Encrypt one field of one row with the subject's key."""
-    key = _data_key(session=session, master=master, subject_id=subject_id)
+    cipher = _cipher(session=session, master=master, subject_id=subject_id)
     nonce = os.urandom(NONCE_BYTES)
-    sealed = AESGCM(key).encrypt(
-        nonce, plaintext.encode("utf-8"), _field_context(table, column, row_id)
-    )
+    sealed = cipher.encrypt(nonce, plaintext.encode("utf-8"), _field_context(table, column, row_id))
     return FORMAT_V1 + nonce + sealed
 
 
@@ -137,12 +136,12 @@ def decrypt_field(
     ciphertext: bytes,
 ) -> str:
     """Decrypt a field sealed by `encrypt_field` for the same table, column and row."""
-    key = _data_key(session=session, master=master, subject_id=subject_id)
+    cipher = _cipher(session=session, master=master, subject_id=subject_id)
     if not ciphertext.startswith(FORMAT_V1):
         raise CiphertextInvalid(N_("Stored data failed its integrity check."))
     nonce, sealed = ciphertext[1 : 1 + NONCE_BYTES], ciphertext[1 + NONCE_BYTES :]
     try:
-        plain = AESGCM(key).decrypt(nonce, sealed, _field_context(table, column, row_id))
+        plain = cipher.decrypt(nonce, sealed, _field_context(table, column, row_id))
     except InvalidTag:
         raise CiphertextInvalid(N_("Stored data failed its integrity check.")) from None
     return plain.decode("utf-8")

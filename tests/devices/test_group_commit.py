@@ -1,0 +1,162 @@
+"""Group commit: check-ins arriving together share one transaction, and each is answered
+only once that transaction has committed; one bad check-in never fails the others."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import event, func, select
+
+from smartprotect.accounts.models import User
+from smartprotect.db import make_gate, unit_of_work
+from smartprotect.devices import group_commit
+from smartprotect.devices import service as devices
+from smartprotect.devices.group_commit import CheckInWriter
+from smartprotect.devices.models import Capability, Device, DeviceLocation
+from smartprotect.devices.schemas import CheckIn, EnrollRequest, LocationFix
+from smartprotect.errors import NotAuthenticated, ValidationFailed
+from smartprotect.mail.links import Links
+from smartprotect.privacy.keys import service as keys
+from smartprotect.security import hash_token
+from smartprotect.signing import load
+
+DEVICES = 12
+
+
+@pytest.fixture
+def credentials(session_factory, clock, keyring, published_policy) -> list[str]:
+    """DEVICES devices of one owner, enrolled to report their location."""
+    with unit_of_work(session_factory) as session:
+        owner = User(
+            email="owner@example.kz", phone="+77010000001", password_hash="x", language="en",
+            created_at=clock.now(), password_changed_at=clock.now(),
+            email_verified_at=clock.now(),
+        )  # fmt: skip
+        session.add(owner)
+        session.flush()
+        keys.create_key(session=session, master=keyring.master, subject_id=owner.id, clock=clock)
+        raw = []
+        for number in range(DEVICES):
+            _, code = devices.create_enrollment_code(
+                session=session, keyring=keyring, user=owner, device_name=f"Phone {number}",
+                capabilities=[Capability.LOCATE], clock=clock,
+            )  # fmt: skip
+            raw.append(
+                devices.enroll(
+                    session=session, keyring=keyring, clock=clock,
+                    request=EnrollRequest(code=code, platform="linux"),
+                )[1]
+            )  # fmt: skip
+    return raw
+
+
+@pytest.fixture
+def committed(engine) -> list[int]:
+    """Counts the transactions committed on the engine."""
+    commits: list[int] = []
+    listener = lambda _connection: commits.append(1)  # noqa: E731
+    event.listen(engine, "commit", listener)
+    yield commits
+    event.remove(engine, "commit", listener)
+
+
+@pytest.fixture
+def after_commit() -> list[object]:
+    return []
+
+
+@pytest.fixture
+def writer(engine, session_factory, keyring, clock, command_key_file, after_commit):
+    return CheckInWriter(
+        session_factory=session_factory, gate=make_gate(engine), keyring=keyring,
+        command_key=load(command_key_file), clock=clock,
+        links=Links(base_url="https://testserver"), after_commit=after_commit.append,
+        inline=engine.dialect.name == "sqlite",
+    )  # fmt: skip
+
+
+def _report(credential: str, clock, **fix) -> devices.Report:
+    values = {"latitude": 43.2, "longitude": 76.9, "accuracy_m": 10.0, "method": "gps",
+              "fixed_at": clock.now()} | fix  # fmt: skip
+    return devices.Report(
+        credential_hash=hash_token(credential),
+        report=CheckIn(battery_percent=70, locations=[LocationFix(**values)]),
+    )
+
+
+async def _together(writer: CheckInWriter, reports: list[devices.Report]) -> list:
+    return await asyncio.gather(
+        *(writer.submit(report) for report in reports), return_exceptions=True
+    )
+
+
+def _stored(session_factory) -> int:
+    with session_factory() as session:
+        return session.scalar(select(func.count()).select_from(DeviceLocation))
+
+
+def test_check_ins_arriving_together_share_one_transaction(
+    writer, credentials, clock, committed, after_commit, session_factory
+):
+    outcomes = asyncio.run(_together(writer, [_report(c, clock) for c in credentials]))
+    assert [o.error for o in outcomes] == [None] * DEVICES
+    assert all(o.locations_stored == 1 for o in outcomes)
+    assert len({o.device_id for o in outcomes}) == DEVICES
+    # All arrived before the writer's first turn: one transaction, one commit.
+    assert len(committed) == 1
+    assert len(after_commit) == 1
+    assert _stored(session_factory) == DEVICES
+    with session_factory() as session:
+        assert set(session.scalars(select(Device.battery_percent))) == {70}
+        assert set(session.scalars(select(Device.last_seen_at))) == {clock.now()}
+
+
+def test_one_refused_check_in_does_not_refuse_the_others(
+    writer, credentials, clock, session_factory
+):
+    reports = [_report(c, clock) for c in credentials[:3]]
+    reports.insert(1, _report("spdc_not-a-credential", clock))
+    reports.append(
+        _report(credentials[3], clock, fixed_at=clock.now() + devices.MAX_CLOCK_SKEW * 2)
+    )
+    outcomes = asyncio.run(_together(writer, reports))
+    assert isinstance(outcomes[1].error, NotAuthenticated)
+    assert isinstance(outcomes[4].error, ValidationFailed)
+    assert [o.locations_stored for o in outcomes] == [1, 0, 1, 1, 0]
+    assert _stored(session_factory) == 3
+
+
+def test_a_batch_that_fails_is_written_one_by_one(
+    writer, credentials, clock, session_factory, monkeypatch
+):
+    poisoned = hash_token(credentials[2])
+    real = devices.check_in_many
+
+    def failing(*, reports, **kwargs):
+        if any(item.credential_hash == poisoned for item in reports):
+            raise RuntimeError("the database refused this one")
+        return real(reports=reports, **kwargs)
+
+    monkeypatch.setattr(group_commit.devices, "check_in_many", failing)
+    outcomes = asyncio.run(_together(writer, [_report(c, clock) for c in credentials[:6]]))
+    assert isinstance(outcomes[2], RuntimeError)
+    assert [o.locations_stored for i, o in enumerate(outcomes) if i != 2] == [1] * 5
+    assert _stored(session_factory) == 5
+
+
+def test_a_failing_wake_up_after_commit_does_not_fail_the_check_in(
+    engine, session_factory, keyring, clock, command_key_file, credentials
+):
+    def broken(_session):
+        raise RuntimeError("notifier down")
+
+    writer = CheckInWriter(
+        session_factory=session_factory, gate=make_gate(engine), keyring=keyring,
+        command_key=load(command_key_file), clock=clock,
+        links=Links(base_url="https://testserver"), after_commit=broken,
+        inline=engine.dialect.name == "sqlite",
+    )  # fmt: skip
+    (outcome,) = asyncio.run(_together(writer, [_report(credentials[0], clock)]))
+    assert outcome.error is None and outcome.locations_stored == 1
+    assert _stored(session_factory) == 1
