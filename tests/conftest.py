@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -261,7 +262,10 @@ def keyring() -> Keyring:
 
 @pytest.fixture
 def app(settings, clock, engine, keyring):
-    return create_app(settings, clock=clock, engine=engine, keyring=keyring)
+    app = create_app(settings, clock=clock, engine=engine, keyring=keyring)
+    yield app
+    if app.state.async_engine is not None:
+        asyncio.run(app.state.async_engine.dispose())
 
 
 @pytest.fixture

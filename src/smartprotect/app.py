@@ -24,8 +24,14 @@ from smartprotect.clock import Clock, SystemClock
 from smartprotect.commands.notify import QUEUED_FLAG as COMMAND_QUEUED
 from smartprotect.commands.notify import Notifier
 from smartprotect.config import Settings
-from smartprotect.db import make_engine, make_gate, make_session_factory, normalise_url
-from smartprotect.devices.group_commit import CheckInWriter
+from smartprotect.db import (
+    make_async_engine,
+    make_engine,
+    make_gate,
+    make_session_factory,
+    normalise_url,
+)
+from smartprotect.devices.group_commit import POSTGRES_WRITERS, CheckInWriter
 from smartprotect.devices.signing import command_key_from_settings
 from smartprotect.errors import SmartProtectError
 from smartprotect.i18n import N_, translations
@@ -87,6 +93,12 @@ def create_app(
     session_factory = make_session_factory(engine)
     clock = clock or SystemClock()
     gate = make_gate(engine)
+    # Check-ins are written from the event loop; on PostgreSQL through an engine of their own.
+    async_engine = (
+        make_async_engine(settings, pool_size=POSTGRES_WRITERS)
+        if engine.dialect.name == "postgresql"
+        else None
+    )
     outbox = OutboxWorker(settings=settings, session_factory=session_factory, clock=clock)
 
     notifier = Notifier()
@@ -103,7 +115,7 @@ def create_app(
     check_ins = CheckInWriter(
         session_factory=session_factory, gate=gate, keyring=keyring, command_key=command_key,
         clock=clock, links=Links(base_url=settings.base_url), after_commit=after_commit,
-        inline=engine.dialect.name == "sqlite",
+        async_engine=async_engine,
     )  # fmt: skip
 
     @asynccontextmanager
@@ -115,6 +127,8 @@ def create_app(
         finally:
             await notifier.stop()
             await outbox.stop()
+            if async_engine is not None:
+                await async_engine.dispose()
 
     headers = security_headers(
         https=settings.secure_cookies, policy=content_security_policy(settings.map_tile_url)
@@ -143,6 +157,7 @@ def create_app(
     app.state.notifier = notifier
     app.state.after_commit = after_commit
     app.state.check_ins = check_ins
+    app.state.async_engine = async_engine
     app.state.templates = make_templates()
 
     from smartprotect.api.v1 import router as api_v1_router

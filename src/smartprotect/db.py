@@ -13,6 +13,7 @@ from typing import Any, ClassVar, NamedTuple
 import anyio
 from sqlalchemy import DateTime, Enum, MetaData, create_engine, event
 from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.sql.dml import Insert, Update
 from sqlalchemy.types import TypeDecorator, Uuid
@@ -97,6 +98,18 @@ def make_engine(settings: Settings) -> Engine:
         hide_parameters=True,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
+    )
+
+
+def make_async_engine(settings: Settings, *, pool_size: int) -> AsyncEngine:
+    """An asyncio engine on the configured PostgreSQL database, for work done on the event
+    loop (the check-in writer)."""
+    return create_async_engine(
+        normalise_url(settings.database_url),
+        pool_pre_ping=True,
+        hide_parameters=True,
+        pool_size=pool_size,
+        max_overflow=0,
     )
 
 
@@ -190,10 +203,11 @@ class BulkWrite:
         # An INSERT names the columns its rows give; an UPDATE's own bound parameters do.
         self._statement = statement
         self._keys = list(columns) if columns is not None else None
-        self._prepared: dict[str, tuple[str, list[_Bind], bool]] = {}
+        self._prepared: dict[str, tuple[str, list[_Bind], bool]] = {}  # by dialect
 
     def _prepare(self, dialect: Dialect) -> tuple[str, list[_Bind], bool]:
-        if dialect.name not in self._prepared:
+        key = f"{dialect.name}+{dialect.driver}"
+        if key not in self._prepared:
             compiled = self._statement.compile(dialect=dialect, column_keys=self._keys)
             names = compiled.positiontup if compiled.positional else list(compiled.binds)
             binds = []
@@ -202,8 +216,8 @@ class BulkWrite:
                 convert = bind.type.dialect_impl(dialect).bind_processor(dialect)
                 fixed = None if bind.required else (bind.effective_value,)
                 binds.append(_Bind(name, convert, fixed))
-            self._prepared[dialect.name] = (str(compiled), binds, compiled.positional)
-        return self._prepared[dialect.name]
+            self._prepared[key] = (str(compiled), binds, compiled.positional)
+        return self._prepared[key]
 
     def execute(self, session: Session, rows: Sequence[dict[str, Any]]) -> None:
         """Write these rows (each a dict with every parameter, hashable values) in this

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import event, func, select
 
 from smartprotect.accounts.models import User
-from smartprotect.db import make_gate, unit_of_work
+from smartprotect.db import make_async_engine, make_gate, unit_of_work
 from smartprotect.devices import group_commit
 from smartprotect.devices import service as devices
-from smartprotect.devices.group_commit import CheckInWriter
+from smartprotect.devices.group_commit import POSTGRES_WRITERS, CheckInWriter
 from smartprotect.devices.models import Capability, Device, DeviceLocation
 from smartprotect.devices.schemas import CheckIn, EnrollRequest, LocationFix
 from smartprotect.errors import NotAuthenticated, ValidationFailed
@@ -52,13 +52,25 @@ def credentials(session_factory, clock, keyring, published_policy) -> list[str]:
 
 
 @pytest.fixture
-def committed(engine) -> list[int]:
-    """Counts the transactions committed on the engine."""
+def async_engine(engine, settings):
+    """What the application writes check-ins through: on PostgreSQL an asyncio engine."""
+    if engine.dialect.name != "postgresql":
+        yield None
+        return
+    async_engine = make_async_engine(settings, pool_size=POSTGRES_WRITERS)
+    yield async_engine
+    asyncio.run(async_engine.dispose())
+
+
+@pytest.fixture
+def committed(engine, async_engine) -> list[int]:
+    """Counts the transactions committed by the writer's engine."""
+    target = async_engine.sync_engine if async_engine is not None else engine
     commits: list[int] = []
     listener = lambda _connection: commits.append(1)  # noqa: E731
-    event.listen(engine, "commit", listener)
+    event.listen(target, "commit", listener)
     yield commits
-    event.remove(engine, "commit", listener)
+    event.remove(target, "commit", listener)
 
 
 @pytest.fixture
@@ -67,12 +79,12 @@ def after_commit() -> list[object]:
 
 
 @pytest.fixture
-def writer(engine, session_factory, keyring, clock, command_key_file, after_commit):
+def writer(engine, async_engine, session_factory, keyring, clock, command_key_file, after_commit):
     return CheckInWriter(
         session_factory=session_factory, gate=make_gate(engine), keyring=keyring,
         command_key=load(command_key_file), clock=clock,
         links=Links(base_url="https://testserver"), after_commit=after_commit.append,
-        inline=engine.dialect.name == "sqlite",
+        async_engine=async_engine,
     )  # fmt: skip
 
 
@@ -146,7 +158,7 @@ def test_a_batch_that_fails_is_written_one_by_one(
 
 
 def test_a_failing_wake_up_after_commit_does_not_fail_the_check_in(
-    engine, session_factory, keyring, clock, command_key_file, credentials
+    engine, async_engine, session_factory, keyring, clock, command_key_file, credentials
 ):
     def broken(_session):
         raise RuntimeError("notifier down")
@@ -155,7 +167,7 @@ def test_a_failing_wake_up_after_commit_does_not_fail_the_check_in(
         session_factory=session_factory, gate=make_gate(engine), keyring=keyring,
         command_key=load(command_key_file), clock=clock,
         links=Links(base_url="https://testserver"), after_commit=broken,
-        inline=engine.dialect.name == "sqlite",
+        async_engine=async_engine,
     )  # fmt: skip
     (outcome,) = asyncio.run(_together(writer, [_report(credentials[0], clock)]))
     assert outcome.error is None and outcome.locations_stored == 1

@@ -294,3 +294,87 @@ def test_dashboard_map_and_live_command_states_in_a_real_browser(
     _shot(page, "device-page-commands")
     assert broken == []
     page.close()
+
+
+def test_this_machines_agent_on_the_map_locked_and_wiped_in_a_real_browser(
+    browser, server, published_policy, mailbox, tmp_path
+):
+    """The issue's by-hand check, end to end: a real agent process on this machine, enrolled
+    from the dashboard, seen on the map, then locked with a message and wiped (a test
+    folder) from the device page."""
+    import subprocess
+    import sys
+
+    email = "this-machine@example.kz"
+    page = browser.new_page()
+    broken: list[str] = []
+    page.on("pageerror", lambda exc: broken.append(str(exc)))
+    _sign_up(page, server, mailbox, email, "+7 701 555 0104")
+
+    page.goto(f"{server.url}/en/devices")
+    page.fill("#f-device_name", "This machine")
+    for capability in ("locate", "ring", "lock", "wipe"):
+        page.check(f"#f-capability_{capability}")
+    page.get_by_role("button", name="Create an enrollment code").click()
+    code = page.locator("#enrollment-code").inner_text()
+
+    wiped, kept = tmp_path / "wipe-me", tmp_path / "keep-me"
+    (wiped / "Documents").mkdir(parents=True)
+    (wiped / "Documents" / "passport-scan.pdf").write_bytes(b"%PDF personal")
+    (wiped / ".ssh").mkdir()
+    (wiped / ".ssh" / "id_ed25519").write_text("secret key")
+    kept.mkdir()
+    (kept / "notes.txt").write_text("not to be wiped")
+    locked = tmp_path / "locked"
+    state_dir = tmp_path / "agent"
+    agent = [sys.executable, "-m", "smartprotect", "agent"]
+    enrolled = subprocess.run(
+        [*agent, "enroll", "--server", server.url, "--code", code, "--allow-wipe",
+         "--wipe-path", str(wiped), "--fixed-location", "43.238949,76.889709,25",
+         "--lock-command", f"touch {locked}", "--ring-command", "true",
+         "--state-dir", str(state_dir)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert enrolled.returncode == 0, enrolled.stderr
+    log = (tmp_path / "agent.log").open("w")
+    running = subprocess.Popen(
+        [*agent, "run", "--state-dir", str(state_dir)], stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        page.goto(f"{server.url}/en/devices")
+        deadline = time.monotonic() + 30
+        while page.locator(".leaflet-marker-icon").count() == 0:
+            assert time.monotonic() < deadline, "the agent's location never reached the map"
+            time.sleep(0.5)
+            page.reload()
+        expect(page.locator("#map.leaflet-container")).to_be_visible()
+        _shot(page, "this-machine-on-the-map")
+
+        page.get_by_role("link", name="This machine").click()
+        page.fill("#f-message", "This laptop is lost. Please call me.")
+        page.fill("#f-phone", "+7 701 555 0104")
+        page.get_by_role("button", name="Lock", exact=True).click()
+        expect(page.locator("#commands tbody tr").first).to_contain_text("succeeded", timeout=20000)
+        assert locked.exists()
+        assert "This laptop is lost" in (state_dir / "lock-message.txt").read_text()
+        _shot(page, "this-machine-locked")
+
+        page.fill("#f-confirm_name", "This machine")
+        page.fill("#f-password", "a browser passphrase")
+        page.get_by_role("button", name="Wipe", exact=True).click()
+        expect(page.locator("#commands tbody tr").first).to_contain_text("succeeded", timeout=30000)
+        expect(page.locator("#commands tbody tr").first).to_contain_text(
+            "2 file(s) removed, 0 could not be removed."
+        )
+        assert not any(wiped.rglob("*")), "the wipe left files behind"
+        page.reload()
+        expect(page.locator("main")).to_contain_text("it takes no more commands")
+        expect(page.get_by_role("button", name="Wipe", exact=True)).to_have_count(0)
+        _shot(page, "this-machine-wiped")
+        assert (kept / "notes.txt").read_text() == "not to be wiped"
+    finally:
+        running.terminate()
+        running.wait(timeout=10)
+        log.close()
+    assert broken == []
+    page.close()
