@@ -22,6 +22,7 @@ CHANNEL = "smartprotect_commands"
 # Set on a session whose transaction queued a command, for the in-process path.
 QUEUED_FLAG = "smartprotect.command_queued"
 LISTEN_RETRY_SECONDS = 2.0
+WOKEN_KEPT = 100_000
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,17 @@ class Notifier:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiters: dict[uuid.UUID, set[asyncio.Event]] = defaultdict(set)
         self._listener: asyncio.Task[None] | None = None
+        # Wake-ups are numbered, and each device's latest kept, so that a waiter can ask
+        # whether its device was woken since it last looked in the database.
+        self._count = 0
+        self._woken: dict[uuid.UUID, int] = {}
+
+    def mark(self) -> int:
+        """A point in the sequence of wake-ups; take it before looking in the database."""
+        return self._count
+
+    def woken_since(self, device_id: uuid.UUID, mark: int) -> bool:
+        return self._woken.get(device_id, -1) >= mark
 
     async def start(self, *, database_url: str | None) -> None:
         self._loop = asyncio.get_running_loop()
@@ -66,6 +78,12 @@ class Notifier:
                 del self._waiters[device_id]
 
     def _wake(self, device_id: uuid.UUID) -> None:
+        if len(self._woken) >= WOKEN_KEPT:
+            # Forgetting only makes a waiter that looked just before miss this one wake-up;
+            # its device then gets the command on its next poll.
+            self._woken.clear()
+        self._woken[device_id] = self._count
+        self._count += 1
         for event in self._waiters.get(device_id, ()):
             event.set()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from typing import Literal
 
@@ -121,6 +122,8 @@ def report_command(
 
 
 LONG_POLL_MAX_SECONDS = 60
+# Timeouts come up to this fraction early (see poll_commands).
+JITTER = 0.1
 
 
 class PollResponse(BaseModel):
@@ -141,36 +144,49 @@ async def poll_commands(
     if raw is None:
         raise NotAuthenticated(DEVICE_CREDENTIAL_MISSING)
 
-    def authenticate():
+    def take(device_id: uuid.UUID | None) -> tuple[uuid.UUID | None, list[dict]]:
+        """The device (by id, or by its credential) and its queued commands, delivered."""
         with unit_of_work(state.session_factory) as session:
-            device = devices.device_for_credential(session=session, raw=raw)
-            return device.id if device is not None else None
-
-    def take() -> list[dict]:
-        with unit_of_work(state.session_factory) as session:
-            device = session.get(Device, device_id)
-            return commands.deliver(
+            if device_id is None:
+                device = devices.device_for_credential(session=session, raw=raw)
+            else:
+                device = session.get(Device, device_id)
+            if device is None or device.revoked_at is not None:
+                return None, []
+            return device.id, commands.deliver(
                 session=session, keyring=state.keyring, device=device, key=state.command_key,
                 clock=state.clock, links=Links(base_url=state.settings.base_url),
             )  # fmt: skip
 
-    async def in_turn(work):
+    async def in_turn(device_id: uuid.UUID | None):
         async with state.db_gate:
-            return await run_in_threadpool(work)
+            return await run_in_threadpool(take, device_id)
 
-    device_id = await in_turn(authenticate)
+    # One database turn authenticates and looks; a command announced after the look began
+    # (before this poll subscribed) is noticed by its wake-up's number.
+    mark = state.notifier.mark()
+    device_id, pending = await in_turn(None)
     if device_id is None:
         raise NotAuthenticated(N_("The device credential is invalid or revoked."))
-    # Subscribed before looking, so a command queued in between is not missed.
+    if pending:
+        return PollResponse(commands=pending, woken_by="immediate")
     event = state.notifier.subscribe(device_id)
+    if state.notifier.woken_since(device_id, mark):
+        event.set()
     try:
-        pending = await in_turn(take)
-        if pending:
-            return PollResponse(commands=pending, woken_by="immediate")
         try:
-            await asyncio.wait_for(event.wait(), timeout=wait)
+            # Answered a little early at random, so that devices that connected together do
+            # not all come back at the same instant.
+            timeout = wait * random.uniform(1 - JITTER, 1)  # noqa: S311 (not a secret)
+            await asyncio.wait_for(event.wait(), timeout=timeout)
         except TimeoutError:
-            return PollResponse(commands=await in_turn(take), woken_by="timeout")
-        return PollResponse(commands=await in_turn(take), woken_by="notification")
+            if state.engine.dialect.name == "postgresql":
+                # Every instance hears of every command: none was queued.
+                return PollResponse(commands=[], woken_by="timeout")
+            # SQLite: another process on the same file cannot announce its commands.
+            _, pending = await in_turn(device_id)
+            return PollResponse(commands=pending, woken_by="timeout")
+        _, pending = await in_turn(device_id)
+        return PollResponse(commands=pending, woken_by="notification")
     finally:
         state.notifier.unsubscribe(device_id, event)
