@@ -51,3 +51,20 @@ def login_via_web(client: TestClient, email: str, password: str = PASSWORD, pref
     return client.post(
         f"{prefix}/login", data={"email": email, "password": password, "csrf_token": token}
     )
+
+
+def add_owner(session, *, clock, keyring, **overrides):
+    """A verified user with a data key, added to the session (a device owner in tests)."""
+    from smartprotect.accounts.models import User
+    from smartprotect.privacy.keys import service as keys
+
+    values = {
+        "email": "owner@example.kz", "phone": "+77010000001", "password_hash": "x",
+        "language": "en", "created_at": clock.now(), "password_changed_at": clock.now(),
+        "email_verified_at": clock.now(),
+    } | overrides  # fmt: skip
+    user = User(**values)
+    session.add(user)
+    session.flush()
+    keys.create_key(session=session, master=keyring.master, subject_id=user.id, clock=clock)
+    return user

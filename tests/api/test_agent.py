@@ -7,21 +7,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from smartprotect.accounts.models import User
 from smartprotect.devices import service as devices
 from smartprotect.devices.models import Capability, Device, DeviceLocation
-from smartprotect.privacy.keys import service as keys
+from tests.helpers import add_owner
 
 
 @pytest.fixture
 def code(db, clock, keyring, published_policy) -> str:
-    user = User(
-        email="owner@example.kz", phone="+77010000001", password_hash="x", language="en",
-        created_at=clock.now(), password_changed_at=clock.now(), email_verified_at=clock.now(),
-    )  # fmt: skip
-    db.add(user)
-    db.flush()
-    keys.create_key(session=db, master=keyring.master, subject_id=user.id, clock=clock)
+    user = add_owner(db, clock=clock, keyring=keyring)
     _, shown = devices.create_enrollment_code(
         session=db, keyring=keyring, user=user, device_name="Phone",
         capabilities=[Capability.LOCATE], clock=clock,

@@ -15,7 +15,7 @@ from smartprotect.devices import service as devices
 from smartprotect.devices.models import Capability
 from smartprotect.devices.schemas import EnrollRequest
 from smartprotect.mail.links import Links
-from smartprotect.privacy.keys import service as keys
+from tests.helpers import add_owner
 from tests.live import live_server
 
 LINKS = Links(base_url="https://testserver")
@@ -24,14 +24,7 @@ LINKS = Links(base_url="https://testserver")
 def _device(session_factory, clock, keyring, published_policy):
     clock.set(datetime.now(UTC))
     with unit_of_work(session_factory) as session:
-        user = User(
-            email="owner@example.kz", phone="+77010000001", password_hash="x", language="en",
-            created_at=clock.now(), password_changed_at=clock.now(),
-            email_verified_at=clock.now(),
-        )  # fmt: skip
-        session.add(user)
-        session.flush()
-        keys.create_key(session=session, master=keyring.master, subject_id=user.id, clock=clock)
+        user = add_owner(session, clock=clock, keyring=keyring)
         _, code = devices.create_enrollment_code(
             session=session, keyring=keyring, user=user, device_name="Phone",
             capabilities=[Capability.RING], clock=clock,

@@ -8,7 +8,6 @@ import asyncio
 import pytest
 from sqlalchemy import event, func, select
 
-from smartprotect.accounts.models import User
 from smartprotect.db import make_async_engine, make_gate, unit_of_work
 from smartprotect.devices import group_commit
 from smartprotect.devices import service as devices
@@ -17,9 +16,9 @@ from smartprotect.devices.models import Capability, Device, DeviceLocation
 from smartprotect.devices.schemas import CheckIn, EnrollRequest, LocationFix
 from smartprotect.errors import NotAuthenticated, ValidationFailed
 from smartprotect.mail.links import Links
-from smartprotect.privacy.keys import service as keys
 from smartprotect.security import hash_token
 from smartprotect.signing import load
+from tests.helpers import add_owner
 
 DEVICES = 12
 
@@ -28,14 +27,7 @@ DEVICES = 12
 def credentials(session_factory, clock, keyring, published_policy) -> list[str]:
     """DEVICES devices of one owner, enrolled to report their location."""
     with unit_of_work(session_factory) as session:
-        owner = User(
-            email="owner@example.kz", phone="+77010000001", password_hash="x", language="en",
-            created_at=clock.now(), password_changed_at=clock.now(),
-            email_verified_at=clock.now(),
-        )  # fmt: skip
-        session.add(owner)
-        session.flush()
-        keys.create_key(session=session, master=keyring.master, subject_id=owner.id, clock=clock)
+        owner = add_owner(session, clock=clock, keyring=keyring)
         raw = []
         for number in range(DEVICES):
             _, code = devices.create_enrollment_code(

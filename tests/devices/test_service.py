@@ -15,21 +15,14 @@ from smartprotect.devices.schemas import CheckIn, EnrollRequest, LocationFix
 from smartprotect.errors import NotFound, ValidationFailed
 from smartprotect.privacy.consent import service as consent
 from smartprotect.privacy.consent.models import Channel, ConsentEvent, Purpose
-from smartprotect.privacy.keys import service as keys
+from tests.helpers import add_owner
 
 ALMATY = (43.238949, 76.889709)
 
 
 @pytest.fixture
 def owner(db, clock, keyring, published_policy) -> User:
-    user = User(
-        email="owner@example.kz", phone="+77010000001", password_hash="x", language="en",
-        created_at=clock.now(), password_changed_at=clock.now(), email_verified_at=clock.now(),
-    )  # fmt: skip
-    db.add(user)
-    db.flush()
-    keys.create_key(session=db, master=keyring.master, subject_id=user.id, clock=clock)
-    return user
+    return add_owner(db, clock=clock, keyring=keyring)
 
 
 def _code(db, keyring, owner, clock, capabilities=(Capability.LOCATE, Capability.RING)):

@@ -254,21 +254,32 @@ def test_consents_and_a_new_revision_in_a_real_browser(
     page.close()
 
 
+def _owner_page(browser, server, mailbox, email: str, phone_end: str) -> tuple[Page, list]:
+    """A page signed in as a new owner, and the list its script errors go to."""
+    page = browser.new_page()
+    broken: list[str] = []
+    page.on("pageerror", lambda exc: broken.append(str(exc)))
+    _sign_up(page, server, mailbox, email, f"+7 701 555 {phone_end}")
+    return page, broken
+
+
+def _enrollment_code(page: Page, server, name: str, capabilities=()) -> str:
+    """Add a device on the dashboard; returns the one-time code shown."""
+    page.goto(f"{server.url}/en/devices")
+    page.fill("#f-device_name", name)
+    for capability in capabilities:
+        page.check(f"#f-capability_{capability}")
+    page.get_by_role("button", name="Create an enrollment code").click()
+    return page.locator("#enrollment-code").inner_text()
+
+
 def test_dashboard_map_and_live_command_states_in_a_real_browser(
     browser, server, published_policy, mailbox
 ):
     import httpx
 
-    email = "devices@example.kz"
-    page = browser.new_page()
-    broken: list[str] = []
-    page.on("pageerror", lambda exc: broken.append(str(exc)))
-    _sign_up(page, server, mailbox, email, "+7 701 555 0103")
-
-    page.goto(f"{server.url}/en/devices")
-    page.fill("#f-device_name", "Office laptop")
-    page.get_by_role("button", name="Create an enrollment code").click()
-    code = page.locator("#enrollment-code").inner_text()
+    page, broken = _owner_page(browser, server, mailbox, "devices@example.kz", "0103")
+    code = _enrollment_code(page, server, "Office laptop")
     enrolled = httpx.post(
         f"{server.url}/api/v1/agent/enroll",
         json={"code": code, "platform": "linux", "allowed": ["locate", "ring", "lock"]},
@@ -305,18 +316,8 @@ def test_this_machines_agent_on_the_map_locked_and_wiped_in_a_real_browser(
     import subprocess
     import sys
 
-    email = "this-machine@example.kz"
-    page = browser.new_page()
-    broken: list[str] = []
-    page.on("pageerror", lambda exc: broken.append(str(exc)))
-    _sign_up(page, server, mailbox, email, "+7 701 555 0104")
-
-    page.goto(f"{server.url}/en/devices")
-    page.fill("#f-device_name", "This machine")
-    for capability in ("locate", "ring", "lock", "wipe"):
-        page.check(f"#f-capability_{capability}")
-    page.get_by_role("button", name="Create an enrollment code").click()
-    code = page.locator("#enrollment-code").inner_text()
+    page, broken = _owner_page(browser, server, mailbox, "this-machine@example.kz", "0104")
+    code = _enrollment_code(page, server, "This machine", ("locate", "ring", "lock", "wipe"))
 
     wiped, kept = tmp_path / "wipe-me", tmp_path / "keep-me"
     (wiped / "Documents").mkdir(parents=True)
