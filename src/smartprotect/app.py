@@ -95,7 +95,7 @@ def create_app(
     gate = make_gate(engine)
     # Check-ins are written from the event loop; on PostgreSQL through an engine of their own.
     async_engine = (
-        make_async_engine(settings, pool_size=POSTGRES_WRITERS)
+        make_async_engine(engine, pool_size=POSTGRES_WRITERS)
         if engine.dialect.name == "postgresql"
         else None
     )

@@ -101,11 +101,11 @@ def make_engine(settings: Settings) -> Engine:
     )
 
 
-def make_async_engine(settings: Settings, *, pool_size: int) -> AsyncEngine:
-    """An asyncio engine on the configured PostgreSQL database, for work done on the event
-    loop (the check-in writer)."""
+def make_async_engine(engine: Engine, *, pool_size: int) -> AsyncEngine:
+    """An asyncio engine on the same PostgreSQL database as `engine`, for work done on the
+    event loop (the check-in writer)."""
     return create_async_engine(
-        normalise_url(settings.database_url),
+        engine.url,
         pool_pre_ping=True,
         hide_parameters=True,
         pool_size=pool_size,

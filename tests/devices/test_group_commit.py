@@ -44,12 +44,12 @@ def credentials(session_factory, clock, keyring, published_policy) -> list[str]:
 
 
 @pytest.fixture
-def async_engine(engine, settings):
+def async_engine(engine):
     """What the application writes check-ins through: on PostgreSQL an asyncio engine."""
     if engine.dialect.name != "postgresql":
         yield None
         return
-    async_engine = make_async_engine(settings, pool_size=POSTGRES_WRITERS)
+    async_engine = make_async_engine(engine, pool_size=POSTGRES_WRITERS)
     yield async_engine
     asyncio.run(async_engine.dispose())
 
