@@ -111,7 +111,7 @@ def get_device(request: Request, db: DbSession) -> Device:
         raise NotAuthenticated(DEVICE_CREDENTIAL_MISSING)
     device = devices.device_for_credential(session=db, raw=raw)
     if device is None:
-        raise NotAuthenticated(N_("The device credential is invalid or revoked."))
+        raise NotAuthenticated(devices.REFUSED_CREDENTIAL)
     return device
 
 

@@ -205,7 +205,7 @@ class CheckInOutcome:
     needs_follow_up: bool = False
 
 
-_REFUSED_CREDENTIAL = N_("The device credential is invalid or revoked.")
+REFUSED_CREDENTIAL = N_("The device credential is invalid or revoked.")
 
 
 def _future_fix(report: CheckIn, now) -> ValidationFailed | None:
@@ -276,7 +276,7 @@ def check_in_many(
     for outcome, item in zip(outcomes, reports, strict=True):
         row = found.get(item.credential_hash)
         outcome.error = (
-            NotAuthenticated(_REFUSED_CREDENTIAL) if row is None else _future_fix(item.report, now)
+            NotAuthenticated(REFUSED_CREDENTIAL) if row is None else _future_fix(item.report, now)
         )
         if outcome.error is None:
             outcome.device_id, outcome.lost = row.id, row.lost

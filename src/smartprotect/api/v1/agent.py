@@ -29,7 +29,6 @@ from smartprotect.devices import service as devices
 from smartprotect.devices.models import Device
 from smartprotect.devices.schemas import CheckIn, CheckInResponse, EnrollRequest, EnrollResponse
 from smartprotect.errors import NotAuthenticated
-from smartprotect.i18n import N_
 from smartprotect.mail.links import Links
 from smartprotect.security import hash_token
 from smartprotect.signing import public_text
@@ -167,7 +166,7 @@ async def poll_commands(
     mark = state.notifier.mark()
     device_id, pending = await in_turn(None)
     if device_id is None:
-        raise NotAuthenticated(N_("The device credential is invalid or revoked."))
+        raise NotAuthenticated(devices.REFUSED_CREDENTIAL)
     if pending:
         return PollResponse(commands=pending, woken_by="immediate")
     event = state.notifier.subscribe(device_id)
