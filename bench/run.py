@@ -122,6 +122,11 @@ def prepare(url: str, agents: int, key_file: Path) -> tuple[list[str], str, list
                 )  # fmt: skip
                 credentials.append(credential)
                 device_ids.append(str(device.id))
+    if engine.dialect.name == "postgresql":
+        # As autovacuum would soon after a bulk load: without statistics the planner does not
+        # know the fresh tables' shape (the consent lookup took 16 ms a batch instead of 1).
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("VACUUM ANALYZE")
     engine.dispose()
     return credentials, token, device_ids
 
