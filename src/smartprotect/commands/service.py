@@ -20,7 +20,7 @@ from smartprotect.commands import notify
 from smartprotect.commands.models import TERMINAL, TRANSITIONS, Command, Kind, State
 from smartprotect.devices import service as devices
 from smartprotect.devices.models import Capability, Device
-from smartprotect.errors import Conflict, PermissionDenied, ValidationFailed
+from smartprotect.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from smartprotect.i18n import N_
 from smartprotect.mail import render
 from smartprotect.mail import service as mail
@@ -213,6 +213,14 @@ def _move(command: Command, to: State, now: datetime) -> None:
         command.started_at = now
     elif to in TERMINAL:
         command.finished_at = now
+
+
+def get_command(*, session: Session, device: Device, command_id: uuid.UUID) -> Command:
+    """One of the device's commands; another device's command is as good as missing."""
+    command = session.get(Command, command_id)
+    if command is None or command.device_id != device.id:
+        raise NotFound(N_("No such command for this device."))
+    return command
 
 
 def cancel(

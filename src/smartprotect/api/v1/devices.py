@@ -9,12 +9,10 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from smartprotect.commands import service as commands
-from smartprotect.commands.models import Command, Kind, State
+from smartprotect.commands.models import Kind, State
 from smartprotect.deps import ApiUser, ClockDep, DbSession, KeyringDep, SettingsDep
 from smartprotect.devices import service as devices
 from smartprotect.devices.schemas import LocationRead
-from smartprotect.errors import NotFound
-from smartprotect.i18n import N_
 from smartprotect.mail.links import Links
 
 router = APIRouter(prefix="/devices", tags=["devices"])
@@ -111,9 +109,7 @@ def cancel_command(
 ) -> CommandRead:
     """Cancel a command the device has not fetched yet."""
     device = devices.get_device(session=db, user=user, device_id=device_id)
-    command = db.get(Command, command_id)
-    if command is None or command.device_id != device.id:
-        raise NotFound(N_("No such command for this device."))
+    command = commands.get_command(session=db, device=device, command_id=command_id)
     return CommandRead.model_validate(
         commands.cancel(session=db, keyring=keyring, user=user, command=command, clock=clock)
     )

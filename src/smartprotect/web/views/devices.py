@@ -10,13 +10,13 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from smartprotect.commands import service as commands
-from smartprotect.commands.models import Command, Kind
+from smartprotect.commands.models import Kind
 from smartprotect.commands.service import KIND_LABELS, STATE_LABELS
 from smartprotect.deps import ClockDep, DbSession, KeyringDep, SettingsDep
 from smartprotect.devices import service as devices
 from smartprotect.devices.models import Capability
 from smartprotect.devices.schemas import EnrollmentCodeCreate
-from smartprotect.errors import NotFound, ValidationFailed
+from smartprotect.errors import ValidationFailed
 from smartprotect.i18n import N_
 from smartprotect.mail.links import Links
 from smartprotect.privacy.consent.purposes import TERMS
@@ -220,9 +220,7 @@ def cancel_command(
     user: SignedInUser,
 ) -> Response:
     device = devices.get_device(session=db, user=user, device_id=device_id)
-    command = db.get(Command, command_id)
-    if command is None or command.device_id != device.id:
-        raise NotFound(N_("No such command for this device."))
+    command = commands.get_command(session=db, device=device, command_id=command_id)
     commands.cancel(session=db, keyring=keyring, user=user, command=command, clock=clock)
     return redirect(request, f"/devices/{device.id}")
 
