@@ -86,3 +86,19 @@ def test_bulk_writes_convert_values_as_the_orm_does(db, clock):
     assert rows[subjects[1]].wrapped_key == b"\x01" * 8 and rows[subjects[1]].destroyed_at is None
     assert {row.created_at for row in rows.values()} == {clock.now()}
     assert all(row.created_at.tzinfo is not None for row in rows.values())
+
+
+def test_time_ordered_ids_are_version_7_and_sort_by_creation(monkeypatch):
+    import time as time_module
+
+    from smartprotect.db import time_ordered_id
+
+    moments = iter([1_700_000_000_000_000_000, 1_700_000_000_001_000_000])
+    monkeypatch.setattr(time_module, "time_ns", lambda: next(moments))
+    first, second = time_ordered_id(), time_ordered_id()
+    assert first.version == 7 and second.version == 7
+    assert first.variant == second.variant == "specified in RFC 4122"
+    assert first.int >> 80 == 1_700_000_000_000  # milliseconds since the epoch
+    assert first < second  # a millisecond later sorts later, whatever the random bits
+    monkeypatch.undo()
+    assert len({time_ordered_id().int & (1 << 62) - 1 for _ in range(1000)}) == 1000

@@ -62,6 +62,8 @@ _HTTP_MESSAGES = {
 CHECK_IN_PATH = "/api/v1/agent/check-in"
 # No request needs more (a check-in of 100 fixes is ~20 KB); larger ones get 413.
 MAX_BODY_BYTES = 1024 * 1024
+# PostgreSQL connections for the long-polls' short transactions (each a few milliseconds).
+LONG_POLL_CONNECTIONS = 4
 
 
 class Application(FastAPI):
@@ -93,9 +95,10 @@ def create_app(
     session_factory = make_session_factory(engine)
     clock = clock or SystemClock()
     gate = make_gate(engine)
-    # Check-ins are written from the event loop; on PostgreSQL through an engine of their own.
+    # Check-ins and long-polls reach the database from the event loop; on PostgreSQL through
+    # an engine of their own.
     async_engine = (
-        make_async_engine(engine, pool_size=POSTGRES_WRITERS)
+        make_async_engine(engine, pool_size=POSTGRES_WRITERS + LONG_POLL_CONNECTIONS)
         if engine.dialect.name == "postgresql"
         else None
     )

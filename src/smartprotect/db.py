@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
+import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -66,6 +68,25 @@ class Model(Base):
     __abstract__ = True
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+
+
+def time_ordered_id() -> uuid.UUID:
+    """A UUID version 7 (RFC 9562): milliseconds since the epoch, then 74 random bits.
+
+    For tables that grow by many rows a second (location fixes): consecutive ids land next to
+    each other in the primary key's index, instead of each on a random page of it that every
+    commit would have to write again. Such ids reveal when the row was made, so they are used
+    only where that time is stored beside them anyway."""
+    milliseconds = time.time_ns() // 1_000_000
+    random_bits = int.from_bytes(os.urandom(10), "big")
+    value = (
+        (milliseconds & (1 << 48) - 1) << 80
+        | 0x7 << 76  # version
+        | (random_bits >> 62 & 0xFFF) << 64
+        | 0b10 << 62  # variant
+        | random_bits & (1 << 62) - 1
+    )
+    return uuid.UUID(int=value)
 
 
 def normalise_url(url: str) -> str:

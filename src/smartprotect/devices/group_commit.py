@@ -123,25 +123,38 @@ class CheckInWriter:
         session = self._factory()
         try:
             await run_in_threadpool(session.connection)
+            outcomes = self._stage(session, items)
+            # Committing writes the batch's pages to the WAL, and now and then checkpoints it:
+            # file work that SQLite does without the interpreter lock, so in a thread the
+            # event loop goes on reading requests (the next batch) meanwhile.
+            await run_in_threadpool(session.commit)
         except BaseException:
-            session.close()
+            _discard(session)
             raise
-        return self._store(session, items)
+        self._finish(session)
+        return outcomes
 
     def _store(self, session: Session, items: list[devices.Report]) -> list[Any]:
         """The batch's one transaction, committed; then the wake-ups it calls for."""
         try:
-            outcomes = devices.check_in_many(
-                session=session, keyring=self._keyring, reports=items, clock=self._clock
-            )
-            for outcome in outcomes:
-                if outcome.error is None and outcome.needs_follow_up:
-                    self._follow_up(session, outcome)
+            outcomes = self._stage(session, items)
             session.commit()
         except BaseException:
-            session.rollback()
-            session.close()
+            _discard(session)
             raise
+        self._finish(session)
+        return outcomes
+
+    def _stage(self, session: Session, items: list[devices.Report]) -> list[Any]:
+        outcomes = devices.check_in_many(
+            session=session, keyring=self._keyring, reports=items, clock=self._clock
+        )
+        for outcome in outcomes:
+            if outcome.error is None and outcome.needs_follow_up:
+                self._follow_up(session, outcome)
+        return outcomes
+
+    def _finish(self, session: Session) -> None:
         try:
             self._after_commit(session)
         except Exception:
@@ -149,7 +162,6 @@ class CheckInWriter:
             log.exception("after committing check-ins")
         finally:
             session.close()
-        return outcomes
 
     def _follow_up(self, session: Session, outcome: devices.CheckInOutcome) -> None:
         """Tell the owner a lost device is back, and hand the device its queued commands."""
@@ -163,6 +175,11 @@ class CheckInWriter:
                 clock=self._clock, links=self._links,
             )
         )  # fmt: skip
+
+
+def _discard(session: Session) -> None:
+    session.rollback()
+    session.close()
 
 
 def _settle(future: asyncio.Future, *, result: Any = None, exception: BaseException | None = None):

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from smartprotect.db import Model
+from smartprotect.db import Model, time_ordered_id
 
 
 class Capability(enum.StrEnum):
@@ -88,6 +88,10 @@ class DeviceLocation(Model):
 
     __tablename__ = "device_locations"
     __table_args__ = (Index("ix_device_locations_device_fix", "device_id", "fixed_at"),)
+
+    # Many rows a second: time-ordered ids keep the primary key's index appended to, not
+    # rewritten at random places (the fix's time is stored beside it anyway).
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=time_ordered_id)
 
     device_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
     # When the device took the fix, and when we received it (the retention clock).

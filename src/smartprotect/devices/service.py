@@ -28,7 +28,7 @@ from smartprotect.audit.tags import Tag
 from smartprotect.clock import Clock
 from smartprotect.commands.models import Command
 from smartprotect.commands.models import State as CommandState
-from smartprotect.db import BulkWrite
+from smartprotect.db import BulkWrite, time_ordered_id
 from smartprotect.devices.models import (
     Capability,
     Device,
@@ -336,7 +336,7 @@ def check_in_many(
 
 
 def _sealed_fix(session: Session, keyring: Keyring, row, fix: LocationFix, now) -> dict:
-    row_id = uuid.uuid4()
+    row_id = time_ordered_id()
     payload = {
         "latitude": fix.latitude,
         "longitude": fix.longitude,

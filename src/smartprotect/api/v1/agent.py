@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import uuid
-from typing import Literal
+from collections.abc import Callable
+from typing import Literal, TypeVar
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from smartprotect.commands import service as commands
 from smartprotect.commands.models import State
-from smartprotect.db import unit_of_work
 from smartprotect.deps import (
     DEVICE_CREDENTIAL_MISSING,
     ClockDep,
@@ -34,6 +37,8 @@ from smartprotect.security import hash_token
 from smartprotect.signing import public_text
 
 router = APIRouter(prefix="/agent", tags=["agent"])
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @router.post("/enroll", status_code=status.HTTP_201_CREATED, response_model=EnrollResponse)
@@ -120,6 +125,39 @@ def report_command(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+async def one_transaction(state, work: Callable[[Session], T]) -> T:
+    """Run `work` in a transaction of its own and commit it, without blocking the event loop.
+
+    Thousands of devices hold long-polls and each comes back with a database turn, so on
+    PostgreSQL these turns go through the asyncio engine (the same code, in a greenlet):
+    they wait for the database without holding a worker thread each. On SQLite they wait
+    for the single write lock at the database gate, then run in a worker thread."""
+
+    def unit(session: Session) -> T:
+        result = work(session)
+        session.commit()
+        try:
+            state.after_commit(session)
+        except Exception:
+            log.exception("after a long-poll's transaction")
+        return result
+
+    if state.async_engine is not None:
+        async with AsyncSession(state.async_engine, expire_on_commit=False) as session:
+            return await session.run_sync(unit)
+
+    def in_thread() -> T:
+        with state.session_factory() as session:
+            try:
+                return unit(session)
+            except BaseException:
+                session.rollback()
+                raise
+
+    async with state.db_gate:
+        return await run_in_threadpool(in_thread)
+
+
 LONG_POLL_MAX_SECONDS = 60
 # Timeouts come up to this fraction early (see poll_commands).
 JITTER = 0.1
@@ -143,23 +181,21 @@ async def poll_commands(
     if raw is None:
         raise NotAuthenticated(DEVICE_CREDENTIAL_MISSING)
 
-    def take(device_id: uuid.UUID | None) -> tuple[uuid.UUID | None, list[dict]]:
+    def take(session: Session, device_id: uuid.UUID | None) -> tuple[uuid.UUID | None, list]:
         """The device (by id, or by its credential) and its queued commands, delivered."""
-        with unit_of_work(state.session_factory) as session:
-            if device_id is None:
-                device = devices.device_for_credential(session=session, raw=raw)
-            else:
-                device = session.get(Device, device_id)
-            if device is None or device.revoked_at is not None:
-                return None, []
-            return device.id, commands.deliver(
-                session=session, keyring=state.keyring, device=device, key=state.command_key,
-                clock=state.clock, links=Links(base_url=state.settings.base_url),
-            )  # fmt: skip
+        if device_id is None:
+            device = devices.device_for_credential(session=session, raw=raw)
+        else:
+            device = session.get(Device, device_id)
+        if device is None or device.revoked_at is not None:
+            return None, []
+        return device.id, commands.deliver(
+            session=session, keyring=state.keyring, device=device, key=state.command_key,
+            clock=state.clock, links=Links(base_url=state.settings.base_url),
+        )  # fmt: skip
 
     async def in_turn(device_id: uuid.UUID | None):
-        async with state.db_gate:
-            return await run_in_threadpool(take, device_id)
+        return await one_transaction(state, lambda session: take(session, device_id))
 
     # One database turn authenticates and looks; a command announced after the look began
     # (before this poll subscribed) is noticed by its wake-up's number.
