@@ -160,8 +160,10 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wrk(url: str, seconds: int, script: Path | None = None) -> dict:
-    argv = ["wrk", f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s", "--latency"]
+def wrk(
+    url: str, seconds: int, script: Path | None = None, connections: int = WRK_CONNECTIONS
+) -> dict:
+    argv = ["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{seconds}s", "--latency"]
     if script:
         argv += ["-s", str(script)]
     output = subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout

@@ -68,3 +68,36 @@ def add_owner(session, *, clock, keyring, **overrides):
     session.flush()
     keys.create_key(session=session, master=keyring.master, subject_id=user.id, clock=clock)
     return user
+
+
+def add_device(session, *, keyring, clock, owner, capabilities=("locate",)):
+    """A device of `owner`, enrolled through a code with these capabilities."""
+    from smartprotect.devices import service as devices
+    from smartprotect.devices.models import Capability
+    from smartprotect.devices.schemas import EnrollRequest
+
+    capabilities = [Capability(c) for c in capabilities]
+    _, code = devices.create_enrollment_code(
+        session=session, keyring=keyring, user=owner, device_name="Phone",
+        capabilities=capabilities, clock=clock,
+    )  # fmt: skip
+    device, _ = devices.enroll(
+        session=session, keyring=keyring, clock=clock,
+        request=EnrollRequest(code=code, platform="linux", allowed=capabilities),
+    )  # fmt: skip
+    return device
+
+
+def report_fix(session, *, keyring, clock, device, latitude=43.2, longitude=76.9):
+    """The device checks in with one fix taken now."""
+    from smartprotect.devices import service as devices
+    from smartprotect.devices.schemas import CheckIn, LocationFix
+
+    fix = LocationFix(latitude=latitude, longitude=longitude, accuracy_m=10, method="gps",
+                      fixed_at=clock.now())  # fmt: skip
+    (outcome,) = devices.check_in_many(
+        session=session, keyring=keyring, clock=clock,
+        reports=[devices.Report(credential_hash=device.credential_hash,
+                                report=CheckIn(locations=[fix]))],
+    )  # fmt: skip
+    assert outcome.error is None and outcome.locations_stored == 1

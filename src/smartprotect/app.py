@@ -39,6 +39,7 @@ from smartprotect.mail.links import Links
 from smartprotect.mail.service import QUEUED_FLAG as MAIL_QUEUED
 from smartprotect.mail.worker import OutboxWorker
 from smartprotect.privacy.keys.master import Keyring, keyring_from_settings
+from smartprotect.privacy.retention.scheduler import RetentionScheduler
 from smartprotect.validation import field_errors_from_request
 from smartprotect.web.gates import LoginRequired, PolicyReviewRequired
 from smartprotect.web.language import LanguageMiddleware, is_explicit, localized
@@ -105,6 +106,11 @@ def create_app(
     outbox = OutboxWorker(settings=settings, session_factory=session_factory, clock=clock)
 
     notifier = Notifier()
+    retention = RetentionScheduler(
+        session_factory=session_factory, clock=clock,
+        secret=settings.secret_key.get_secret_value(),
+        interval_seconds=settings.retention_interval_seconds,
+    )  # fmt: skip
 
     def after_commit(session: Session) -> None:
         """Once a transaction has committed: send the mail it queued, wake the devices it
@@ -125,9 +131,11 @@ def create_app(
     async def lifespan(_app: FastAPI):
         await outbox.start()
         await notifier.start(database_url=normalise_url(settings.database_url))
+        await retention.start()
         try:
             yield
         finally:
+            await retention.stop()
             await notifier.stop()
             await outbox.stop()
             if async_engine is not None:
@@ -160,6 +168,7 @@ def create_app(
     app.state.notifier = notifier
     app.state.after_commit = after_commit
     app.state.check_ins = check_ins
+    app.state.retention = retention
     app.state.async_engine = async_engine
     app.state.templates = make_templates()
 

@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     # How often devices report: rarely to spare the battery, often once marked lost.
     check_in_seconds: int = 15 * 60
     lost_check_in_seconds: int = 60
+    # How often the server runs the retention job (clause 2.4); 0 leaves it to the CLI.
+    retention_interval_seconds: int = 3600
     var_dir: Path = Path("var")
 
     @model_validator(mode="after")

@@ -19,6 +19,7 @@ from smartprotect.privacy.policy.models import (
     PolicyDocument,
     PolicyRevision,
 )
+from smartprotect.privacy.retention.models import JobLease, LegalHold
 
 __all__ = [
     "ApiToken",
@@ -31,6 +32,8 @@ __all__ = [
     "DeviceLocation",
     "EmailToken",
     "EnrollmentCode",
+    "JobLease",
+    "LegalHold",
     "LoginAttempt",
     "OutboxMessage",
     "PolicyAcceptance",

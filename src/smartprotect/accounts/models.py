@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from smartprotect.db import Model, str_enum
+from smartprotect.privacy.retention.rules import Category, Rule, register
+
+# Failed sign-ins are kept only as long as the throttle looks back.
+LOGIN_THROTTLE_WINDOW = timedelta(minutes=15)
 
 
 class User(Model):
@@ -96,3 +100,13 @@ class LoginAttempt(Model):
     account_key: Mapped[str] = mapped_column(String(64))
     client_key: Mapped[str] = mapped_column(String(64))
     attempted_at: Mapped[datetime]
+
+
+register(Rule(Category.TECHNICAL, WebSession, WebSession.created_at,
+              lambda ids: WebSession.user_id.in_(ids)))  # fmt: skip
+register(Rule(Category.TECHNICAL, EmailToken, EmailToken.created_at,
+              lambda ids: EmailToken.user_id.in_(ids)))  # fmt: skip
+register(Rule(Category.TECHNICAL, ApiToken, ApiToken.created_at,
+              lambda ids: ApiToken.user_id.in_(ids)))  # fmt: skip
+register(Rule(Category.TECHNICAL, LoginAttempt, LoginAttempt.attempted_at, None,
+              keep=LOGIN_THROTTLE_WINDOW))  # fmt: skip

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from smartprotect.accounts.models import (
+    LOGIN_THROTTLE_WINDOW,
     ApiToken,
     EmailToken,
     EmailTokenPurpose,
@@ -56,7 +57,6 @@ SESSION_MAX_AGE = timedelta(days=14)
 # Touching last_seen_at on every request would make every page view a write.
 SESSION_TOUCH_INTERVAL = timedelta(minutes=5)
 
-LOGIN_THROTTLE_WINDOW = timedelta(minutes=15)
 MAX_FAILURES_PER_ACCOUNT_AND_CLIENT = 5
 MAX_FAILURES_PER_ACCOUNT = 50
 MAX_FAILURES_PER_CLIENT = 20
@@ -460,14 +460,6 @@ def _audit_login_failure(
             "client_key": keyed_hash(secret=keyring.secret, purpose="audit-ip", value=client),
         },
     )
-
-
-def purge_login_attempts(*, session: Session, clock: Clock) -> int:
-    """Forget failed attempts older than the throttle window."""
-    result = session.execute(
-        delete(LoginAttempt).where(LoginAttempt.attempted_at <= clock.now() - LOGIN_THROTTLE_WINDOW)
-    )
-    return result.rowcount or 0
 
 
 def start_session(*, session: Session, user: User, clock: Clock) -> str:

@@ -32,3 +32,6 @@ class Tag(enum.StrEnum):
     POLICY_DECLINED = "privacy:policy:decline"
     KEY_DESTROYED = "privacy:key:destroy"
     KEYS_ROTATED = "privacy:key:rotate"
+    RETENTION_RUN = "privacy:retention:run"
+    HOLD_PLACED = "privacy:hold:place"
+    HOLD_RELEASED = "privacy:hold:release"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from smartprotect.cli import agent, audit, compliance, db, keys, mail, policy, serve
+from smartprotect.cli import agent, audit, compliance, db, keys, mail, policy, retention, serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,3 +21,5 @@ main.add_command(mail.mail)
 main.add_command(keys.keys)
 main.add_command(audit.audit)
 main.add_command(compliance.compliance)
+main.add_command(retention.retention)
+main.add_command(retention.hold)

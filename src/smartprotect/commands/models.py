@@ -11,6 +11,8 @@ from sqlalchemy import JSON, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from smartprotect.db import Model, str_enum
+from smartprotect.devices.models import devices_of_subjects
+from smartprotect.privacy.retention.rules import Category, Rule, register
 
 
 class Kind(enum.StrEnum):
@@ -58,3 +60,9 @@ class Command(Model):
     # What the device reported, free of personal data (counts, error codes).
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     issued_by: Mapped[str] = mapped_column(String(100))
+
+
+# A command's parameters (a lock screen's message and contact phone) are information the
+# owner gave (clause 2.3.7).
+register(Rule(Category.OTHER, Command, Command.issued_at,
+              lambda ids: Command.device_id.in_(devices_of_subjects(ids))))  # fmt: skip

@@ -6,10 +6,11 @@ import enum
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from smartprotect.db import Model, time_ordered_id
+from smartprotect.privacy.retention.rules import Category, Rule, register
 
 
 class Capability(enum.StrEnum):
@@ -98,3 +99,14 @@ class DeviceLocation(Model):
     fixed_at: Mapped[datetime]
     received_at: Mapped[datetime] = mapped_column(index=True)
     sealed: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+def devices_of_subjects(ids):
+    """The ids of these users' devices (for rules on tables keyed by device)."""
+    return select(Device.id).where(Device.user_id.in_(ids))
+
+
+register(Rule(Category.GEOLOCATION, DeviceLocation, DeviceLocation.received_at,
+              lambda ids: DeviceLocation.device_id.in_(devices_of_subjects(ids))))  # fmt: skip
+register(Rule(Category.TECHNICAL, EnrollmentCode, EnrollmentCode.created_at,
+              lambda ids: EnrollmentCode.user_id.in_(ids)))  # fmt: skip

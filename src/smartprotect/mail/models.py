@@ -9,6 +9,7 @@ from sqlalchemy import JSON, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from smartprotect.db import Model, str_enum
+from smartprotect.privacy.retention.rules import Category, Rule, register
 
 
 class OutboxStatus(enum.StrEnum):
@@ -34,3 +35,7 @@ class OutboxMessage(Model):
     created_at: Mapped[datetime]
     next_attempt_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+
+
+# Queued and sent mail names its recipient's address; it is kept by address, not account.
+register(Rule(Category.EMAIL, OutboxMessage, OutboxMessage.created_at, None))

@@ -69,6 +69,7 @@ POLICY = _SP + "privacy.policy.service."
 MAIL = _SP + "mail.service."
 PRIVACY_VIEWS = _SP + "web.views.privacy."
 APPEND_ONLY = _SP + "migrations.append_only.protect"
+RETENTION = _SP + "privacy.retention."
 
 # Test files, spelled once.
 T_ACCOUNTS = "tests/accounts/test_service.py::"
@@ -78,6 +79,8 @@ T_DEVICES = "tests/devices/test_service.py::"
 T_API = "tests/api/test_v1.py::"
 T_AUDIT = "tests/audit/test_service.py::"
 T_CLI_AUDIT = "tests/cli/test_keys_and_audit.py::"
+T_RETENTION = "tests/privacy/retention/test_job.py::"
+T_CLI_RETENTION = "tests/cli/test_retention.py::"
 T_CONFIG = "tests/test_config.py::"
 T_CONSENT = "tests/privacy/consent/test_service.py::"
 T_HARDENING = "tests/web/test_hardening.py::"
@@ -308,17 +311,22 @@ CLAUSES: tuple[Clause, ...] = (
     Clause(
         number="2.3.6",
         title=N_("Geolocation of the User's mobile device"),
-        status=PARTIAL,
-        controls=(DEVICES + "check_in_many", DEVICES + "locations"),
+        status=ENFORCED,
+        controls=(
+            DEVICES + "check_in_many",
+            DEVICES + "locations",
+            RETENTION + "job.run_retention",
+        ),
         tests=(
             T_DEVICES + "test_check_in_stores_sealed_locations_and_battery",
             T_API_AGENT + "test_bad_coordinates_are_refused",
             T_AGENT_E2E + "test_enroll_check_in_and_buffer_while_offline",
+            T_RETENTION + "test_an_item_provided_366_days_ago_is_gone_and_one_under_a_hold_remains",
         ),
         reason=N_(
-            "Exists: devices report fixes (coordinates, accuracy, method, time), stored sealed "
-            "with the owner's key and only while the owner permits locating that device. "
-            "Missing: the 1-year retention of location history."
+            "Devices report fixes (coordinates, accuracy, method, time), stored sealed with the "
+            "owner's key and only while the owner permits locating that device; each fix is "
+            "destroyed 1 year after it was received unless a legal hold keeps it."
         ),
     ),
     Clause(
@@ -336,19 +344,30 @@ CLAUSES: tuple[Clause, ...] = (
     Clause(
         number="2.4",
         title=N_("Personal Data is kept for 1 year from when it was provided"),
-        status=PLANNED,
+        status=PARTIAL,
         controls=(
+            RETENTION + "rules.register",
+            RETENTION + "job.run_retention",
+            RETENTION + "scheduler.RetentionScheduler",
+            RETENTION + "service.place_hold",
             KEYS + "destroy_key",
-            ACCOUNTS + "purge_login_attempts",
-            MAIL + "deliver_pending",
         ),
-        tests=(_KEY_DESTROYED,),
+        tests=(
+            T_RETENTION + "test_an_item_provided_366_days_ago_is_gone_and_one_under_a_hold_remains",
+            T_RETENTION + "test_every_table_has_a_retention_rule_or_a_reason_not_to",
+            T_RETENTION + "test_runs_started_together_destroy_everything_once",
+            "tests/privacy/retention/test_scheduler.py::test_the_server_destroys_old_data_on_its_own",
+            T_CLI_RETENTION + "test_a_hold_placed_listed_honoured_and_released",
+            _KEY_DESTROYED,
+        ),
         reason=N_(
-            "Not enforced, although the term stated in the consent promises it. Exists: "
-            "every record is time-stamped; a subject's key can be shredded; a purge of old "
-            "failed sign-in attempts (not run on a schedule yet); delivered mail keeps no "
-            "body. Missing: a job that erases accounts and their data 1 year after they were "
-            "provided, and a rule for how long the pseudonymous ledger and audit log are kept."
+            "Every table holding user information declares its category and when each row was "
+            "provided; the server destroys rows older than 1 year (failed sign-ins after 15 "
+            "minutes) every hour, except what a legal hold keeps, and audits the count per "
+            "category. Covered: locations, commands, sessions, email links, API tokens, "
+            "enrollment codes, sign-in attempts and mail. Missing: the account's own fields "
+            "(names, email, phone) and a device's reported accounts do not have a clock of "
+            "their own yet, so they are kept while the account exists."
         ),
         evidence=("oldest_personal_data", "accounts_past_retention"),
     ),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
@@ -24,9 +24,9 @@ from smartprotect.privacy.consent.models import ConsentAction, ConsentEvent, Pur
 from smartprotect.privacy.keys.models import SubjectKey
 from smartprotect.privacy.policy import service as policy
 from smartprotect.privacy.policy.models import PolicyAcceptance
+from smartprotect.privacy.retention.rules import RETENTION
 
 # Clause 2.4: personal data is kept 1 year from when it was provided.
-RETENTION = timedelta(days=365)
 # Tables whose rows are evidence: the database itself must refuse UPDATE and DELETE on them.
 APPEND_ONLY_TABLES = (
     "audit_events",

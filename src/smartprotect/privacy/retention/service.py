@@ -1,0 +1,203 @@
+"""Retention (clause 2.4): legal holds, and finding and destroying what is past its time.
+
+The functions here work inside the caller's transaction and never commit; the retention
+job (`job.py`) decides the transactions.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from smartprotect.audit import service as audit
+from smartprotect.audit.tags import Tag
+from smartprotect.clock import Clock
+from smartprotect.errors import NotFound, ValidationFailed
+from smartprotect.i18n import N_
+from smartprotect.privacy.retention.models import JobLease, LegalHold
+from smartprotect.privacy.retention.rules import Category, Rule
+
+# A hold needs a ground the DPO can check later.
+REASON_MAX = 500
+
+# -- legal holds ---------------------------------------------------------------------------
+
+
+def place_hold(
+    *,
+    session: Session,
+    clock: Clock,
+    secret: str,
+    subject_id: uuid.UUID,
+    categories: Collection[Category],
+    reason: str,
+    ends_at: datetime,
+    placed_by: str,
+) -> LegalHold:
+    """Keep a subject's data of these categories past its retention until `ends_at`."""
+    now = clock.now()
+    reason = reason.strip()
+    errors = {}
+    if not categories:
+        errors["categories"] = N_("Name at least one category to hold.")
+    if not reason:
+        errors["reason"] = N_("Give the legal ground for the hold.")
+    elif len(reason) > REASON_MAX:
+        errors["reason"] = N_("The reason is too long.")
+    if ends_at <= now:
+        errors["ends_at"] = N_("A hold must end in the future.")
+    if errors:
+        raise ValidationFailed(errors)
+    hold = LegalHold(
+        subject_id=subject_id, categories=sorted({Category(c).value for c in categories}),
+        reason=reason, placed_at=now, placed_by=placed_by, ends_at=ends_at,
+    )  # fmt: skip
+    session.add(hold)
+    session.flush()
+    audit.record_event(
+        session=session, clock=clock, action=Tag.HOLD_PLACED, actor=placed_by, secret=secret,
+        subject_id=subject_id,
+        details={"hold": str(hold.id), "categories": hold.categories,
+                 "ends_at": ends_at.isoformat()},
+    )  # fmt: skip
+    return hold
+
+
+def release_hold(
+    *, session: Session, clock: Clock, secret: str, hold_id: uuid.UUID, released_by: str
+) -> LegalHold:
+    """End a hold now; its data is then destroyed by the next run if past its time."""
+    hold = session.get(LegalHold, hold_id)
+    if hold is None:
+        raise NotFound(N_("No such legal hold."))
+    if hold.released_at is not None:
+        raise ValidationFailed({"hold": N_("This hold has been released already.")})
+    hold.released_at = clock.now()
+    hold.released_by = released_by
+    audit.record_event(
+        session=session, clock=clock, action=Tag.HOLD_RELEASED, actor=released_by,
+        secret=secret, subject_id=hold.subject_id, details={"hold": str(hold.id)},
+    )  # fmt: skip
+    session.flush()
+    return hold
+
+
+def is_in_force(hold: LegalHold, now: datetime) -> bool:
+    return hold.released_at is None and hold.ends_at > now
+
+
+def list_holds(*, session: Session, clock: Clock, include_ended: bool = False) -> list[LegalHold]:
+    """Holds in force (or all of them), newest first."""
+    query = select(LegalHold).order_by(LegalHold.placed_at.desc())
+    if not include_ended:
+        query = query.where(LegalHold.released_at.is_(None), LegalHold.ends_at > clock.now())
+    return list(session.scalars(query))
+
+
+def held_subjects(*, session: Session, now: datetime) -> dict[Category, set[uuid.UUID]]:
+    """For each category, the subjects whose data of it is under a hold in force."""
+    held: dict[Category, set[uuid.UUID]] = {}
+    for hold in session.scalars(
+        select(LegalHold).where(LegalHold.released_at.is_(None), LegalHold.ends_at > now)
+    ):
+        for category in hold.categories:
+            held.setdefault(Category(category), set()).add(hold.subject_id)
+    return held
+
+
+# -- what is due ---------------------------------------------------------------------------
+
+
+def _expired(rule: Rule, now: datetime):
+    return rule.provided_at < now - rule.keep
+
+
+def _spared(rule: Rule, held: Collection[uuid.UUID]):
+    """The condition selecting the rule's rows that a hold spares, or None."""
+    if not held or rule.of_subjects is None:
+        return None
+    return rule.of_subjects(held)
+
+
+def destroy_due(
+    *, session: Session, rule: Rule, now: datetime, held: Collection[uuid.UUID], limit: int
+) -> int:
+    """Delete up to `limit` rows past their time and not held; returns how many."""
+    conditions = [_expired(rule, now)]
+    spared = _spared(rule, held)
+    if spared is not None:
+        conditions.append(~spared)
+    # By primary key, a bounded number at a time, so that each transaction stays short.
+    chosen = select(rule.model.id).where(*conditions).limit(limit)
+    result = session.execute(
+        delete(rule.model).where(rule.model.id.in_(chosen)),
+        execution_options={"synchronize_session": False},
+    )
+    return result.rowcount or 0
+
+
+@dataclass(frozen=True)
+class Due:
+    rule: Rule
+    oldest: datetime | None
+    overdue: int  # past their time and not held: the next run destroys them
+    held: int  # past their time, spared by a hold
+
+
+def due(*, session: Session, rule: Rule, now: datetime, held: Collection[uuid.UUID]) -> Due:
+    """How much of a table is past its time, held or not, and its oldest item."""
+    oldest = session.scalar(select(func.min(rule.provided_at)))
+    expired = session.scalar(
+        select(func.count()).select_from(rule.model).where(_expired(rule, now))
+    )
+    spared = _spared(rule, held)
+    kept = 0
+    if spared is not None and expired:
+        kept = session.scalar(
+            select(func.count()).select_from(rule.model).where(_expired(rule, now), spared)
+        )
+    return Due(rule=rule, oldest=oldest, overdue=(expired or 0) - kept, held=kept)
+
+
+# -- one runner at a time ------------------------------------------------------------------
+
+
+class LeaseLost(Exception):
+    """Another runner took the job's lease: this one must stop."""
+
+
+def take_lease(*, session: Session, name: str, holder: str, now: datetime, ttl: timedelta) -> bool:
+    """Take (or renew) a job's lease until `now + ttl`, unless another runner holds it."""
+    renewed = session.execute(
+        update(JobLease)
+        .where(JobLease.name == name, or_(JobLease.holder == holder, JobLease.expires_at <= now))
+        .values(holder=holder, expires_at=now + ttl),
+        execution_options={"synchronize_session": False},
+    )
+    if renewed.rowcount:
+        return True
+    if session.get(JobLease, name) is not None:
+        return False
+    try:
+        with session.begin_nested():
+            session.add(JobLease(name=name, holder=holder, expires_at=now + ttl))
+    except IntegrityError:
+        return False  # another runner created it first
+    return True
+
+
+def release_lease(*, session: Session, name: str, holder: str) -> None:
+    session.execute(
+        delete(JobLease).where(JobLease.name == name, JobLease.holder == holder),
+        execution_options={"synchronize_session": False},
+    )
+
+
+def categories_of(rules: Iterable[Rule]) -> list[Category]:
+    return sorted({rule.category for rule in rules})
