@@ -110,7 +110,7 @@ def make_engine(settings: Settings) -> Engine:
         # SAVEPOINTs work. IMMEDIATE takes the write lock up front: a deferred transaction
         # that reads, then writes after another commit, fails at once ("database is
         # locked") instead of waiting; this way writers queue on busy_timeout instead.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        event.listen(engine, "begin", _begin_sqlite)
         return engine
     # Query parameters (emails, names) stay out of error messages and logs.
     return create_engine(
@@ -132,6 +132,31 @@ def make_async_engine(engine: Engine, *, pool_size: int) -> AsyncEngine:
         pool_size=pool_size,
         max_overflow=0,
     )
+
+
+# An execution option: this connection only reads (an export streamed for seconds), so on
+# SQLite it takes no write lock, and on PostgreSQL it reads one snapshot.
+READ_ONLY = "smartprotect_read_only"
+
+
+def _begin_sqlite(connection) -> None:
+    read_only = connection.get_execution_options().get(READ_ONLY, False)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+@contextmanager
+def read_only_session(engine: Engine) -> Iterator[Session]:
+    """A session that only reads, from one consistent snapshot, holding no write lock."""
+    options: dict[str, Any] = {READ_ONLY: True}
+    if engine.dialect.name == "postgresql":
+        options |= {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+    with engine.connect().execution_options(**options) as connection:
+        session = Session(bind=connection, expire_on_commit=False)
+        try:
+            yield session
+        finally:
+            session.close()
+            connection.rollback()
 
 
 def _configure_sqlite(dbapi_connection, _record) -> None:

@@ -20,6 +20,7 @@ from smartprotect.privacy.policy.models import (
     PolicyRevision,
 )
 from smartprotect.privacy.retention.models import JobLease, LegalHold
+from smartprotect.profile.models import ProfileItem
 
 __all__ = [
     "ApiToken",
@@ -40,6 +41,7 @@ __all__ = [
     "PolicyDecline",
     "PolicyDocument",
     "PolicyRevision",
+    "ProfileItem",
     "SubjectKey",
     "TheftIncident",
     "User",

@@ -6,10 +6,9 @@ import re
 import uuid
 
 from tests.helpers import form_page
-from tests.web.test_privacy import signed_in  # noqa: F401 - a fixture
 
 
-def test_adding_a_device_shows_a_one_time_code(signed_in):  # noqa: F811
+def test_adding_a_device_shows_a_one_time_code(signed_in):
     client = signed_in
     page = client.get("/devices")
     assert page.status_code == 200 and "You have no protected devices yet" in page.text
@@ -44,13 +43,13 @@ def test_adding_a_device_shows_a_one_time_code(signed_in):  # noqa: F811
     assert "2026-01-01 00:00:00 UTC" in detail and "wifi" in detail
 
 
-def test_a_name_is_required(signed_in):  # noqa: F811
+def test_a_name_is_required(signed_in):
     token = form_page(signed_in, "/devices")
     response = signed_in.post("/devices/enrollment-codes", data={"csrf_token": token})
     assert response.status_code == 422 and 'id="e-device_name"' in response.text
 
 
-def test_another_users_device_page_is_not_found(signed_in):  # noqa: F811
+def test_another_users_device_page_is_not_found(signed_in):
     assert signed_in.get(f"/devices/{uuid.uuid4()}").status_code == 404
 
 
@@ -67,7 +66,7 @@ def _enrolled(client, capabilities=("locate", "ring", "lock", "wipe")):
     return enrolled["device_id"], {"Authorization": f"Bearer {enrolled['credential']}"}, token
 
 
-def test_commands_from_the_device_page(signed_in, mailbox, deliver):  # noqa: F811
+def test_commands_from_the_device_page(signed_in, mailbox, deliver):
     from tests.helpers import PASSWORD
 
     client = signed_in
@@ -114,7 +113,7 @@ def test_commands_from_the_device_page(signed_in, mailbox, deliver):  # noqa: F8
     assert "takes no more commands" in client.get(page).text
 
 
-def test_a_queued_command_can_be_cancelled_from_the_page(signed_in, db):  # noqa: F811
+def test_a_queued_command_can_be_cancelled_from_the_page(signed_in, db):
     from sqlalchemy import select
 
     from smartprotect.commands.models import Command
@@ -130,7 +129,7 @@ def test_a_queued_command_can_be_cancelled_from_the_page(signed_in, db):  # noqa
     assert "cancelled" in client.get(f"/devices/{device_id}/commands").text
 
 
-def test_lost_mode_reports_often_and_mails_when_found(signed_in, mailbox, deliver, db):  # noqa: F811
+def test_lost_mode_reports_often_and_mails_when_found(signed_in, mailbox, deliver, db):
     from sqlalchemy import select
 
     from smartprotect.devices.models import TheftIncident
@@ -155,7 +154,7 @@ def test_lost_mode_reports_often_and_mails_when_found(signed_in, mailbox, delive
     assert sum("is back online" in m["Subject"] for m in mailbox.to("aigerim@example.kz")) == 1
 
 
-def test_remote_wipe_can_be_turned_off_per_device(signed_in):  # noqa: F811
+def test_remote_wipe_can_be_turned_off_per_device(signed_in):
     from tests.helpers import PASSWORD
 
     client = signed_in

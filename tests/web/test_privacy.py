@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import func, select
 
 from smartprotect.accounts.models import User
@@ -15,21 +14,10 @@ from smartprotect.privacy.consent.models import ConsentEvent, Purpose
 from smartprotect.privacy.consent.purposes import PER_DEVICE
 from smartprotect.privacy.keys.models import SubjectKey
 from smartprotect.privacy.policy import service as policy
-from tests.conftest import link_in
-from tests.helpers import PASSWORD, form_page, login_via_web, register_via_web
+from tests.helpers import PASSWORD, form_page, login_via_web
 
 EMAIL = "aigerim@example.kz"
 NEW_TEXTS = {"en": "Revised policy, clause 2.4: one year.", "ru": "Новая редакция, пункт 2.4."}
-
-
-@pytest.fixture
-def signed_in(client, published_policy, mailbox, deliver):
-    register_via_web(client, published_policy["en"])
-    deliver()
-    path = link_in(mailbox.last_to(EMAIL), "/verify-email/").removeprefix("https://testserver")
-    client.post(path, data={"csrf_token": form_page(client, path)})
-    assert login_via_web(client, EMAIL).status_code == 303
-    return client
 
 
 def _publish_new(session_factory, clock, keyring, version="2026-11-26"):

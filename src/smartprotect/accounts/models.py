@@ -29,6 +29,15 @@ class User(Model):
     language: Mapped[str] = mapped_column(String(8))
     created_at: Mapped[datetime]
     password_changed_at: Mapped[datetime]
+    # When each item was last given (clause 2.4: its retention clock); None if not given.
+    email_provided_at: Mapped[datetime | None]
+    phone_provided_at: Mapped[datetime | None]
+    names_provided_at: Mapped[datetime | None]
+    # A new address waits here until a link mailed to it is opened; until then the old one
+    # is used (clause 7.1's rectification, without locking anyone out by a typo).
+    pending_email: Mapped[str | None] = mapped_column(String(254))
+    # Set when the number is confirmed; a changed number is not used until it is.
+    phone_verified_at: Mapped[datetime | None]
 
     sessions: Mapped[list[WebSession]] = relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True
@@ -56,6 +65,7 @@ class WebSession(Model):
 class EmailTokenPurpose(enum.StrEnum):
     VERIFY_EMAIL = "verify_email"
     RESET_PASSWORD = "reset_password"  # noqa: S105 - a purpose name, not a secret
+    CHANGE_EMAIL = "change_email"
 
 
 class EmailToken(Model):

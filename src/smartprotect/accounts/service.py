@@ -18,11 +18,12 @@ from smartprotect.accounts.models import (
     User,
     WebSession,
 )
-from smartprotect.accounts.schemas import RegistrationConsents, UserCreate
+from smartprotect.accounts.schemas import RegistrationConsents, UserCreate, normalise_email
 from smartprotect.audit import service as audit
 from smartprotect.audit.tags import Tag
 from smartprotect.clock import Clock
 from smartprotect.errors import (
+    Conflict,
     NotAuthenticated,
     NotFound,
     PermissionDenied,
@@ -163,6 +164,9 @@ def register(
         language=data.language,
         created_at=now,
         password_changed_at=now,
+        email_provided_at=now,
+        phone_provided_at=now,
+        names_provided_at=now if any((data.last_name, data.first_name, data.patronymic)) else None,
     )
     try:
         with session.begin_nested():
@@ -220,7 +224,13 @@ def register(
 
 
 def _issue_email_token(
-    *, session: Session, user: User, purpose: EmailTokenPurpose, ttl: timedelta, clock: Clock
+    *,
+    session: Session,
+    user: User,
+    purpose: EmailTokenPurpose,
+    ttl: timedelta,
+    clock: Clock,
+    email: str | None = None,
 ) -> str | None:
     """A new one-time link, or None if one was mailed moments ago.
 
@@ -246,7 +256,7 @@ def _issue_email_token(
             user_id=user.id,
             purpose=purpose,
             token_hash=hash_token(raw),
-            email=user.email,
+            email=email or user.email,
             created_at=now,
             expires_at=now + ttl,
         )
@@ -286,6 +296,8 @@ def resend_verification(*, session: Session, email: str, clock: Clock, links: Li
 def _consume_email_token(
     *, session: Session, raw: str, purpose: EmailTokenPurpose, clock: Clock
 ) -> tuple[EmailToken, User]:
+    """The token's user, once: the link must be for the address it was sent to (the
+    account's, or for a change, the one waiting to replace it)."""
     token = session.scalar(
         select(EmailToken)
         .where(EmailToken.token_hash == hash_token(raw), EmailToken.purpose == purpose)
@@ -295,7 +307,10 @@ def _consume_email_token(
     if token is None or token.used_at is not None or token.expires_at <= now:
         raise NotFound(N_("This link is invalid, already used or expired."))
     user = session.get(User, token.user_id)
-    if user is None or user.email != token.email:
+    if user is None:
+        raise NotFound(N_("This link is invalid, already used or expired."))
+    address = user.pending_email if purpose is EmailTokenPurpose.CHANGE_EMAIL else user.email
+    if address != token.email:
         raise NotFound(N_("This link is invalid, already used or expired."))
     token.used_at = now
     # One link used settles the matter: the others of the same kind stop working.
@@ -321,6 +336,69 @@ def verify_email(*, session: Session, raw_token: str, clock: Clock, keyring: Key
     _audit_user(
         session=session, keyring=keyring, clock=clock, user=user, action=Tag.ACCOUNT_EMAIL_VERIFIED
     )
+    session.flush()
+    return user
+
+
+def request_email_change(
+    *,
+    session: Session,
+    keyring: Keyring,
+    user: User,
+    new_email: str,
+    password: str,
+    clock: Clock,
+    links: Links,
+) -> None:
+    """Start changing the account's address: confirmed by the password, then by a link
+    mailed to the new address. The old address is told, and stays in use until then."""
+    if not verify_password(user.password_hash, password):
+        raise ValidationFailed({"password": N_("The password is incorrect.")})
+    try:
+        address = normalise_email(new_email)
+    except ValueError as exc:
+        raise ValidationFailed({"email": getattr(exc, "message_template", str(exc))}) from None
+    if address == user.email:
+        raise ValidationFailed({"email": N_("This is already your address.")})
+    user.pending_email = address
+    session.flush()
+    raw = _issue_email_token(
+        session=session, user=user, purpose=EmailTokenPurpose.CHANGE_EMAIL,
+        ttl=VERIFY_EMAIL_TTL, clock=clock, email=address,
+    )  # fmt: skip
+    _audit_user(session=session, keyring=keyring, clock=clock, user=user,
+                action=Tag.ACCOUNT_EMAIL_CHANGE_REQUESTED)  # fmt: skip
+    if raw is None:
+        return  # a link was mailed moments ago; the cool-down keeps mailboxes from floods
+    # Another account's address gets no link (and learns nothing); the change just never
+    # completes, as if the link were lost.
+    if get_by_email(session=session, email=address) is None:
+        subject, body = render.render(
+            "confirm_email_change", language=user.language,
+            link=links.to(f"/confirm-email/{raw}", user.language),
+            hours=int(VERIFY_EMAIL_TTL.total_seconds() // 3600),
+        )  # fmt: skip
+        mail.enqueue(session=session, recipient=address, subject=subject, body_text=body,
+                     clock=clock)  # fmt: skip
+    subject, body = render.render("email_change_requested", language=user.language)
+    mail.enqueue(session=session, recipient=user.email, subject=subject, body_text=body,
+                 clock=clock)  # fmt: skip
+
+
+def confirm_email_change(
+    *, session: Session, raw_token: str, clock: Clock, keyring: Keyring
+) -> User:
+    """Make the confirmed new address the account's; its retention clock starts now."""
+    _token, user = _consume_email_token(
+        session=session, raw=raw_token, purpose=EmailTokenPurpose.CHANGE_EMAIL, clock=clock
+    )
+    if get_by_email(session=session, email=user.pending_email) is not None:
+        raise Conflict(N_("This address now belongs to another account."))
+    now = clock.now()
+    user.email, user.pending_email = user.pending_email, None
+    user.email_verified_at = user.email_provided_at = now
+    _audit_user(session=session, keyring=keyring, clock=clock, user=user,
+                action=Tag.ACCOUNT_EMAIL_CHANGED)  # fmt: skip
     session.flush()
     return user
 

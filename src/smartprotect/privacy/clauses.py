@@ -70,6 +70,9 @@ MAIL = _SP + "mail.service."
 PRIVACY_VIEWS = _SP + "web.views.privacy."
 APPEND_ONLY = _SP + "migrations.append_only.protect"
 RETENTION = _SP + "privacy.retention."
+PROFILE = _SP + "profile.service."
+T_PROFILE = "tests/profile/test_service.py::"
+T_WEB_PROFILE = "tests/web/test_profile.py::"
 
 # Test files, spelled once.
 T_ACCOUNTS = "tests/accounts/test_service.py::"
@@ -257,12 +260,18 @@ CLAUSES: tuple[Clause, ...] = (
     Clause(
         number="2.3.2",
         title=N_("Passport data"),
-        status=PLANNED,
-        controls=(KEYS + "encrypt_field",),
+        status=ENFORCED,
+        controls=(PROFILE + "set_passport", PROFILE + "profile_of", KEYS + "encrypt_field"),
+        tests=(
+            T_PROFILE + "test_passport_data_is_sealed_masked_and_every_reveal_audited",
+            T_PROFILE + "test_profile_items_past_a_year_go_with_the_retention_run",
+            T_WEB_PROFILE + "test_passport_saved_masked_revealed_on_request_and_deleted",
+        ),
         reason=N_(
-            "Not collected: no form, API or table asks for passport data. Missing: if a "
-            "Contract needs it, a field sealed with the subject's key (encrypt_field exists "
-            "for that) and its place in the retention rules."
+            "Given by the User on the personal data page, as fields only (number, issuing "
+            "authority, date of issue; never a scan, which Kazakhstan forbids collecting); "
+            "sealed with the subject's key, shown masked unless the User reveals it, every "
+            "reveal audited, destroyed 1 year after it was given."
         ),
     ),
     Clause(
@@ -610,23 +619,27 @@ CLAUSES: tuple[Clause, ...] = (
     Clause(
         number="5.4",
         title=N_("Access of the User to the information they provided"),
-        status=PARTIAL,
+        status=ENFORCED,
         controls=(
-            _SP + "web.views.accounts.account",
-            _SP + "api.v1.accounts.me",
+            _SP + "privacy.rights.export.document",
+            _SP + "privacy.rights.schema.EXPORT_SCHEMA",
+            _SP + "privacy.rights.service.record_export",
+            PROFILE + "profile_of",
             CONSENT + "history",
-            PRIVACY_VIEWS + "consents_page",
         ),
         tests=(
-            T_WEB + "test_register_verify_login_logout",
-            T_API + "test_token_lifecycle",
-            _LEDGER_RECORDS,
+            "tests/privacy/rights/test_export.py::"
+            "test_the_export_holds_every_category_and_validates_against_its_schema",
+            "tests/privacy/rights/test_export.py::test_an_export_holds_nothing_of_another_user",
+            "tests/web/test_rights.py::test_the_json_download_is_complete_valid_and_audited",
+            T_WEB_PROFILE + "test_the_page_shows_each_item_with_when_it_was_given",
             _CONSENTS_PAGE,
         ),
         reason=N_(
-            "The User sees their email address on the account page and through the API, and "
-            "their consents with their history on the Privacy page. Missing: a page or export "
-            "of everything held about them (names, phone number, acceptances, audit entries)."
+            "The User sees each item of their personal data, with when it was given, on the "
+            "personal data page, and downloads everything held about them from the Privacy "
+            "page: as JSON, whose schema is published at /privacy/export-schema.json, or as a "
+            "readable document in their language; streamed, and audited."
         ),
     ),
     # -- 6. Rights of Smart Protect --------------------------------------------------------
@@ -674,19 +687,28 @@ CLAUSES: tuple[Clause, ...] = (
         title=N_("The User can delete or change their information"),
         status=PARTIAL,
         controls=(
+            PROFILE + "change_names",
+            PROFILE + "change_phone",
+            PROFILE + "delete_item",
+            ACCOUNTS + "request_email_change",
             ACCOUNTS + "close_account",
             PRIVACY_VIEWS + "close_account",
             KEYS + "destroy_key",
         ),
         tests=(
+            T_PROFILE + "test_each_item_records_when_it_was_given_and_can_be_deleted",
+            T_WEB_PROFILE + "test_a_new_email_address_is_used_only_once_confirmed",
             _DECLINING,
             _KEY_DESTROYED,
             T_AUDIT + "test_personal_details_are_sealed_with_the_subjects_key",
         ),
         reason=N_(
-            "Exists: closing the account on the Site, which shreds the subject's key and "
-            "deletes the account. Missing: changing the name, phone number or email address "
-            "on the Site, and a procedure for requests sent by email."
+            "On the personal data page the User changes their name, phone number (unconfirmed "
+            "until verified), email address (in use only once a link mailed to it is opened), "
+            "passport data and other information, and deletes any of them but the email "
+            "address and phone, which go with the account; closing the account shreds the "
+            "subject's key and deletes it. Missing: a procedure for requests sent by email, "
+            "and confirming a changed phone number by SMS."
         ),
         evidence=("subject_keys",),
     ),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, select, true
 from sqlalchemy.orm import Session
 
 from smartprotect.audit import service as audit
@@ -91,7 +91,13 @@ def record(
     return event
 
 
+# Asks for the events of every scope: the account's and each device's.
+EVERY_SCOPE = "*"
+
+
 def _in_scope(scope: str | None):
+    if scope == EVERY_SCOPE:
+        return true()
     return ConsentEvent.scope.is_(None) if scope is None else ConsentEvent.scope == scope
 
 
@@ -185,12 +191,16 @@ class HistoryEntry:
     occurred_at: datetime
     policy_document_id: uuid.UUID
     user_agent: str | None
+    scope: str | None = None  # None: the account; "device:<id>": one device
 
 
-def history(*, session: Session, keyring: Keyring, subject_id: uuid.UUID) -> list[HistoryEntry]:
-    """Every consent event of a subject, oldest first, with sealed fields opened."""
+def history(
+    *, session: Session, keyring: Keyring, subject_id: uuid.UUID, scope: str | None = None
+) -> list[HistoryEntry]:
+    """Every consent event of a subject (in `scope`: the account's by default, or
+    EVERY_SCOPE), oldest first, with sealed fields opened."""
     entries = []
-    for event in _events(session=session, subject_id=subject_id):
+    for event in _events(session=session, subject_id=subject_id, scope=scope):
         user_agent = None
         if event.sealed_user_agent is not None:
             user_agent = keys.decrypt_field(
@@ -210,6 +220,7 @@ def history(*, session: Session, keyring: Keyring, subject_id: uuid.UUID) -> lis
                 occurred_at=event.occurred_at,
                 policy_document_id=event.policy_document_id,
                 user_agent=user_agent,
+                scope=event.scope,
             )
         )
     return entries

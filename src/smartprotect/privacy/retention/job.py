@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -30,7 +31,11 @@ LEASE_NAME = "retention"
 LEASE_TTL = timedelta(minutes=5)
 # Rows deleted per transaction: large enough to be quick, small enough that a check-in
 # waiting for SQLite's write lock waits only a few milliseconds.
-CHUNK = 5_000
+CHUNK = 1_000
+
+# After each chunk the job rests this many times as long as the chunk took: retention is
+# never urgent, and check-ins need the write lock (and, on a small machine, the CPU) more.
+REST = 1.0
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +118,7 @@ def _destroy(session_factory, clock, table: TableResult, held, now, holder, chun
     rule = table.rule
     destroyed = 0
     while True:
+        started = time.monotonic()
         with unit_of_work(session_factory) as session:
             count = service.destroy_due(
                 session=session, rule=rule, now=now, held=held.get(rule.category, ()),
@@ -125,6 +131,7 @@ def _destroy(session_factory, clock, table: TableResult, held, now, holder, chun
         destroyed += count
         if count < chunk:
             return destroyed
+        time.sleep((time.monotonic() - started) * REST)
 
 
 def _give_up_lease(session_factory, holder: str) -> None:

@@ -48,7 +48,8 @@ class Rule:
     # where rows name no account (a throttle's hashed keys, mail queued to an address).
     of_subjects: Callable[[Collection[uuid.UUID]], ColumnElement[bool]] | None
     keep: timedelta = RETENTION
-    why: str = ""
+    # Where a table holds several categories, which of its rows this rule covers.
+    where: ColumnElement[bool] | None = None
 
     def __post_init__(self) -> None:
         if self.keep > RETENTION:
@@ -59,7 +60,7 @@ class Rule:
         return self.model.__tablename__
 
 
-_RULES: dict[str, Rule] = {}
+_RULES: dict[tuple[str, Category], Rule] = {}
 
 # Tables that hold no personal data of their own to destroy by age, and why.
 EXEMPT: dict[str, str] = {
@@ -85,9 +86,10 @@ EXEMPT: dict[str, str] = {
 
 def register(rule: Rule) -> Rule:
     """Declare that a table holds a category of personal data, kept for `rule.keep`."""
-    if rule.table in _RULES and _RULES[rule.table] != rule:
-        raise ValueError(f"{rule.table} already has a retention rule")
-    _RULES[rule.table] = rule
+    key = (rule.table, rule.category)
+    if key in _RULES and _RULES[key] is not rule:
+        raise ValueError(f"{rule.table} already has a retention rule for {rule.category}")
+    _RULES[key] = rule
     return rule
 
 

@@ -115,7 +115,8 @@ def held_subjects(*, session: Session, now: datetime) -> dict[Category, set[uuid
 
 
 def _expired(rule: Rule, now: datetime):
-    return rule.provided_at < now - rule.keep
+    expired = rule.provided_at < now - rule.keep
+    return expired if rule.where is None else expired & rule.where
 
 
 def _spared(rule: Rule, held: Collection[uuid.UUID]):
@@ -152,7 +153,9 @@ class Due:
 
 def due(*, session: Session, rule: Rule, now: datetime, held: Collection[uuid.UUID]) -> Due:
     """How much of a table is past its time, held or not, and its oldest item."""
-    oldest = session.scalar(select(func.min(rule.provided_at)))
+    oldest = session.scalar(
+        select(func.min(rule.provided_at)).where(*(() if rule.where is None else (rule.where,)))
+    )
     expired = session.scalar(
         select(func.count()).select_from(rule.model).where(_expired(rule, now))
     )

@@ -2,10 +2,12 @@
 
 from fastapi import APIRouter
 
-from smartprotect.web.views import accounts, devices, pages, privacy
+from smartprotect.web.views import accounts, devices, pages, privacy, profile, rights
 
 router = APIRouter(include_in_schema=False)
 router.include_router(pages.router)
 router.include_router(accounts.router)
 router.include_router(privacy.router)
+router.include_router(profile.router)
+router.include_router(rights.router)
 router.include_router(devices.router)

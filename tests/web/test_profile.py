@@ -1,0 +1,109 @@
+"""The personal data page: a user sees, changes and deletes their own data, and only theirs."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from smartprotect.accounts.models import User
+from smartprotect.audit.models import AuditEvent
+from smartprotect.audit.tags import Tag
+from smartprotect.i18n import translations
+from tests.conftest import link_in
+from tests.helpers import PASSWORD, form_page, login_via_web
+from tests.web.conftest import EMAIL
+
+PAGE = "/account/profile"
+
+
+def _post(client, path, **data):
+    return client.post(path, data={"csrf_token": form_page(client, PAGE), **data})
+
+
+def test_the_page_shows_each_item_with_when_it_was_given(signed_in):
+    html = signed_in.get(PAGE).text
+    assert EMAIL in html and "+77012345678" in html and "Сейткали" in html
+    assert "given on 2026-01-01; kept until 2027-01-01" in html
+    assert "never a scan" in html
+
+
+def test_passport_saved_masked_revealed_on_request_and_deleted(signed_in, db):
+    response = _post(signed_in, PAGE + "/passport", number="N 12345678", authority="МВД РК",
+                     issued_on="2019-05-17")  # fmt: skip
+    assert response.status_code == 303
+    html = signed_in.get(PAGE + "?done=passport").text
+    assert "encrypted" in html and "N12345678" not in html and "•••••••78" in html
+    assert "МВД РК" not in html
+    revealed = _post(signed_in, PAGE + "/passport/reveal")
+    assert (
+        revealed.status_code == 200
+        and "N12345678" in revealed.text
+        and "2019-05-17" in revealed.text
+    )
+    assert revealed.headers["cache-control"] == "no-store"
+    assert db.scalar(select(AuditEvent).where(AuditEvent.action == Tag.PROFILE_PASSPORT_REVEALED))
+    assert _post(signed_in, PAGE + "/passport/delete").status_code == 303
+    assert "•••••••78" not in signed_in.get(PAGE).text
+
+
+def test_bad_input_is_shown_next_to_its_field_and_changes_nothing(signed_in, db):
+    response = _post(signed_in, PAGE + "/passport", number="1", authority="", issued_on="")
+    assert response.status_code == 422
+    assert "Enter the number as printed" in response.text
+    response = _post(signed_in, PAGE + "/phone", phone="12")
+    assert response.status_code == 422 and "Enter a valid phone number" in response.text
+    response = _post(signed_in, PAGE + "/email", email="new@example.kz", password="wrong password")
+    assert response.status_code == 422 and "The password is incorrect." in response.text
+    user = db.scalar(select(User))
+    assert (user.phone, user.pending_email) == ("+77012345678", None)
+    assert _post(signed_in, PAGE + "/nothing/delete").status_code == 404
+    assert _post(signed_in, PAGE + "/phone/delete").status_code == 422
+
+
+def test_names_and_phone_are_changed_and_names_deleted(signed_in, db):
+    assert _post(signed_in, PAGE + "/names", last_name="Ахметова", first_name="Айгерим",
+                 patronymic="").status_code == 303  # fmt: skip
+    assert _post(signed_in, PAGE + "/phone", phone="+7 777 123 4567").status_code == 303
+    html = signed_in.get(PAGE + "?done=phone").text
+    assert "Ахметова" in html and "+77771234567" in html and "not confirmed" in html
+    assert _post(signed_in, PAGE + "/names/delete").status_code == 303
+    db.expire_all()
+    user = db.scalar(select(User))
+    assert (user.last_name, user.first_name, user.names_provided_at) == (None, None, None)
+
+
+def test_a_new_email_address_is_used_only_once_confirmed(signed_in, db, mailbox, deliver):
+    mailbox.clear()
+    assert _post(signed_in, PAGE + "/email", email="New@Example.kz",
+                 password=PASSWORD).status_code == 303  # fmt: skip
+    deliver()
+    # The old address is told, and stays the account's until the new one is confirmed.
+    assert "being changed" in mailbox.last_to(EMAIL)["Subject"]
+    db.expire_all()
+    assert db.scalar(select(User.email)) == EMAIL
+    assert "Waiting for confirmation: new@example.kz" in signed_in.get(PAGE).text
+    path = link_in(mailbox.last_to("new@example.kz"), "/confirm-email/")
+    path = path.removeprefix("https://testserver")
+    assert signed_in.get(path).status_code == 200  # a prefetch uses nothing up
+    response = signed_in.post(path, data={"csrf_token": form_page(signed_in, path)})
+    assert response.status_code == 303
+    db.expire_all()
+    user = db.scalar(select(User))
+    assert (user.email, user.pending_email) == ("new@example.kz", None)
+    again = signed_in.post(path, data={"csrf_token": form_page(signed_in, path)})
+    assert again.status_code == 404  # the link works once
+    signed_in.post("/logout", data={"csrf_token": form_page(signed_in, PAGE)})
+    assert login_via_web(signed_in, "new@example.kz").status_code == 303
+
+
+def test_the_page_needs_a_signed_in_user_and_has_no_one_elses_data(client, signed_in):
+    signed_in.post("/logout", data={"csrf_token": form_page(signed_in, PAGE)})
+    assert client.get(PAGE).status_code == 303  # to the sign-in page
+    token = form_page(client, "/login")
+    assert client.post(PAGE + "/passport/reveal", data={"csrf_token": token}).status_code == 303
+
+
+def test_the_page_in_russian(signed_in):
+    _ = translations("ru").gettext
+    html = signed_in.get("/ru" + PAGE).text
+    assert _("My personal data") in html and _("Passport data") in html
+    assert _("Other information") in html
