@@ -312,3 +312,17 @@ def published_policy(session_factory, clock, keyring):
 def pytest_report_header(config) -> str:
     url = _postgres_url()
     return f"database: {'PostgreSQL ' + make_url(url).host if url else 'SQLite (temporary file)'}"
+
+
+@pytest.fixture
+def signed_in(client, published_policy, mailbox, deliver):
+    """A registered, verified user of the site, signed in (Aigerim, from the form helpers)."""
+    from tests.helpers import form_page, login_via_web, register_via_web
+
+    register_via_web(client, published_policy["en"])
+    deliver()
+    path = link_in(mailbox.last_to("aigerim@example.kz"), "/verify-email/")
+    path = path.removeprefix("https://testserver")
+    client.post(path, data={"csrf_token": form_page(client, path)})
+    assert login_via_web(client, "aigerim@example.kz").status_code == 303
+    return client

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import quote
@@ -25,11 +26,13 @@ from smartprotect.commands.notify import QUEUED_FLAG as COMMAND_QUEUED
 from smartprotect.commands.notify import Notifier
 from smartprotect.config import Settings
 from smartprotect.db import (
+    SCRUB,
     make_async_engine,
     make_engine,
     make_gate,
     make_session_factory,
     normalise_url,
+    scrub,
 )
 from smartprotect.devices.group_commit import POSTGRES_WRITERS, CheckInWriter
 from smartprotect.devices.signing import command_key_from_settings
@@ -59,6 +62,8 @@ _HTTP_MESSAGES = {
     405: N_("This request is not allowed here."),
 }
 
+
+log = logging.getLogger(__name__)
 
 CHECK_IN_PATH = "/api/v1/agent/check-in"
 # No request needs more (a check-in of 100 fixes is ~20 KB); larger ones get 413.
@@ -120,6 +125,8 @@ def create_app(
         queued_for = session.info.pop(COMMAND_QUEUED, None)
         if queued_for:
             notifier.publish(queued_for, via_database=engine.dialect.name == "postgresql")
+        if session.info.pop(SCRUB, False) and not scrub(engine):
+            log.warning("readers kept the write-ahead log from being emptied after an erasure")
 
     check_ins = CheckInWriter(
         session_factory=session_factory, gate=gate, keyring=keyring, command_key=command_key,

@@ -166,7 +166,40 @@ def _configure_sqlite(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Deleted content is overwritten, not left in free space (erasure without residue).
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
+
+
+# Set on a session whose transaction erased someone's data: once it commits, old copies of
+# the pages it changed are cleared out of the database files (`scrub`).
+SCRUB = "smartprotect.scrub"
+
+
+def request_scrub(session: Session) -> None:
+    session.info[SCRUB] = True
+
+
+def scrub(engine: Engine) -> bool:
+    """Clear superseded copies of data out of the database files, after an erasure.
+
+    On SQLite, deleted content is overwritten in place (`secure_delete`), but the write-ahead
+    log still holds earlier versions of the changed pages until it is checkpointed and
+    emptied. Returns False if readers kept the log from being emptied now (the next scrub
+    or SQLite's own checkpoints finish it). PostgreSQL keeps dead row versions until VACUUM
+    and old WAL segments until recycled; nothing is done here for it.
+    """
+    if engine.dialect.name != "sqlite":
+        return False
+    # On the driver's connection, outside any transaction (a checkpoint cannot run in one).
+    raw = engine.raw_connection()
+    try:
+        busy, _log, _done = raw.driver_connection.execute(
+            "PRAGMA wal_checkpoint(TRUNCATE)"
+        ).fetchone()
+    finally:
+        raw.close()
+    return not busy
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

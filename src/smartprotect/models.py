@@ -19,7 +19,7 @@ from smartprotect.privacy.policy.models import (
     PolicyDocument,
     PolicyRevision,
 )
-from smartprotect.privacy.retention.models import JobLease, LegalHold
+from smartprotect.privacy.retention.models import HeldRecord, JobLease, LegalHold
 from smartprotect.profile.models import ProfileItem
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "DeviceLocation",
     "EmailToken",
     "EnrollmentCode",
+    "HeldRecord",
     "JobLease",
     "LegalHold",
     "LoginAttempt",

@@ -34,7 +34,6 @@ from smartprotect.i18n import N_
 from smartprotect.mail import render
 from smartprotect.mail import service as mail
 from smartprotect.mail.links import Links
-from smartprotect.mail.models import OutboxMessage
 from smartprotect.privacy.consent import service as consent
 from smartprotect.privacy.consent.models import Channel, ConsentAction, Purpose
 from smartprotect.privacy.keys import service as keys
@@ -430,9 +429,14 @@ def _audit_user(
 # -- signing in ----------------------------------------------------------------------------
 
 
+def throttle_account_key(*, secret: str, email: str) -> str:
+    """How failed sign-ins name an account: a keyed hash of its address, never the address."""
+    return keyed_hash(secret=secret, purpose="login-account", value=email.strip().lower())
+
+
 def _throttle_keys(*, secret: str, email: str, client: str) -> tuple[str, str]:
     return (
-        keyed_hash(secret=secret, purpose="login-account", value=email.strip().lower()),
+        throttle_account_key(secret=secret, email=email),
         keyed_hash(secret=secret, purpose="login-client", value=client),
     )
 
@@ -738,30 +742,6 @@ def user_for_api_token(*, session: Session, raw_token: str, clock: Clock) -> Use
         update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=clock.now())
     )
     return user
-
-
-# -- closing an account --------------------------------------------------------------------
-
-
-def close_account(
-    *, session: Session, user: User, password: str, keyring: Keyring, clock: Clock
-) -> None:
-    """Close an account at its owner's request, confirmed by their password.
-
-    Their data key is destroyed first, so whatever of theirs was sealed (in the ledger, the
-    audit log or a backup) becomes unreadable; then the account and everything hanging off
-    it is deleted. What remains is the pseudonymous record the ledger and the audit log
-    keep as evidence.
-    """
-    if not verify_password(user.password_hash, password):
-        raise ValidationFailed({"password": N_("The password is incorrect.")})
-    _audit_user(session=session, keyring=keyring, clock=clock, user=user, action=Tag.ACCOUNT_CLOSED)
-    keys.destroy_key(session=session, subject_id=user.id, clock=clock)
-    _audit_user(session=session, keyring=keyring, clock=clock, user=user, action=Tag.KEY_DESTROYED)
-    # Queued mail names the address; it goes with the account.
-    session.execute(delete(OutboxMessage).where(OutboxMessage.recipient == user.email))
-    session.delete(user)
-    session.flush()
 
 
 def user_actor(*, keyring: Keyring, user: User) -> str:

@@ -21,3 +21,39 @@ def send_pending() -> None:
     rt.require_current_schema()
     sent = deliver_pending(session_factory=rt.session_factory, settings=rt.settings, clock=rt.clock)
     click.echo(f"Sent {sent} message(s).")
+
+
+@mail.command("send-marketing")
+@click.option(
+    "--en",
+    "en_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="The message in English: the subject on the first line, then the body.",
+)
+@click.option("--ru", "ru_file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="The same in Russian.")  # fmt: skip
+def send_marketing(en_file: str, ru_file: str) -> None:
+    """Queue a mailing to every user who consents to marketing mail now (clause 3.2), each in
+    their language, with a one-click unsubscribe link (clause 7.2)."""
+    from pathlib import Path
+
+    from smartprotect.db import unit_of_work
+    from smartprotect.mail import marketing
+    from smartprotect.mail.links import Links
+    from smartprotect.privacy.keys.master import keyring_from_settings
+
+    rt = runtime()
+    rt.require_current_schema()
+    texts = {}
+    for language, name in (("en", en_file), ("ru", ru_file)):
+        subject, _, body = Path(name).read_text(encoding="utf-8").partition("\n")
+        if not subject.strip() or not body.strip():
+            raise click.ClickException(f"{name}: put the subject on the first line, then the body")
+        texts[language] = (subject.strip(), body.strip())
+    with unit_of_work(rt.session_factory) as session:
+        queued = marketing.send_campaign(
+            session=session, keyring=keyring_from_settings(rt.settings), texts=texts,
+            clock=rt.clock, links=Links(base_url=rt.settings.base_url),
+        )  # fmt: skip
+    click.echo(f"Queued {queued} message(s); the server sends them.")

@@ -16,6 +16,8 @@ class OutboxStatus(enum.StrEnum):
     PENDING = "pending"
     SENT = "sent"
     FAILED = "failed"
+    # Not sent: its recipient withdrew consent to such mail before it went (clause 7.2).
+    CANCELLED = "cancelled"
 
 
 class OutboxMessage(Model):

@@ -35,6 +35,17 @@ class Kind:
     TRANSACTIONAL = "transactional"
 
 
+MARKETING = "marketing"
+
+
+def _still_wanted(session: Session, settings: Settings, message: OutboxMessage) -> bool:
+    # Here, not at the top: marketing asks the consent ledger, which itself sends mail.
+    from smartprotect.mail import marketing
+
+    secret = settings.secret_key.get_secret_value()
+    return marketing.still_wanted(session=session, secret=secret, message=message)
+
+
 def enqueue(
     *,
     session: Session,
@@ -172,6 +183,10 @@ def _deliver_one(
             .with_for_update(skip_locked=True)
         )
         if message is None:
+            return 0
+        if message.kind == MARKETING and not _still_wanted(session, settings, message):
+            message.status = OutboxStatus.CANCELLED
+            message.body_text, message.body_html = "", None
             return 0
         message.attempts += 1
         message.next_attempt_at = clock.now() + SEND_LEASE

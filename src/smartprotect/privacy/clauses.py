@@ -691,13 +691,18 @@ CLAUSES: tuple[Clause, ...] = (
             PROFILE + "change_phone",
             PROFILE + "delete_item",
             ACCOUNTS + "request_email_change",
-            ACCOUNTS + "close_account",
+            _SP + "privacy.rights.erasure.close_account",
             PRIVACY_VIEWS + "close_account",
             KEYS + "destroy_key",
         ),
         tests=(
             T_PROFILE + "test_each_item_records_when_it_was_given_and_can_be_deleted",
             T_WEB_PROFILE + "test_a_new_email_address_is_used_only_once_confirmed",
+            "tests/privacy/rights/test_erasure.py::test_erasure_removes_every_row_and_the_key",
+            "tests/privacy/rights/test_erasure.py::"
+            "test_after_erasure_no_personal_string_is_in_the_database_files",
+            "tests/privacy/rights/test_erasure.py::"
+            "test_a_legal_hold_keeps_only_its_categories_until_it_ends",
             _DECLINING,
             _KEY_DESTROYED,
             T_AUDIT + "test_personal_details_are_sealed_with_the_subjects_key",
@@ -706,9 +711,13 @@ CLAUSES: tuple[Clause, ...] = (
             "On the personal data page the User changes their name, phone number (unconfirmed "
             "until verified), email address (in use only once a link mailed to it is opened), "
             "passport data and other information, and deletes any of them but the email "
-            "address and phone, which go with the account; closing the account shreds the "
-            "subject's key and deletes it. Missing: a procedure for requests sent by email, "
-            "and confirming a changed phone number by SMS."
+            "address and phone, which go with the account. Deleting the account shreds the "
+            "subject's key and deletes every row about them; on SQLite deleted content is "
+            "overwritten and the write-ahead log emptied, so no personal string is left in the "
+            "database files. Only the categories under a legal hold in force are kept, sealed "
+            "with the hold's own key, and the User is told what, until when and why. Missing: "
+            "the same guarantee for PostgreSQL's files (dead row versions, WAL), a procedure "
+            "for requests sent by email, and confirming a changed phone number by SMS."
         ),
         evidence=("subject_keys",),
     ),
@@ -716,17 +725,27 @@ CLAUSES: tuple[Clause, ...] = (
         number="7.2",
         title=N_("Consent to mailings can be withdrawn at any time"),
         status=ENFORCED,
-        controls=(CONSENT + "change", CONSENT + "is_permitted", PRIVACY_VIEWS + "change_consent"),
+        controls=(
+            CONSENT + "change",
+            CONSENT + "is_permitted",
+            PRIVACY_VIEWS + "change_consent",
+            _SP + "mail.marketing.unsubscribe",
+            _SP + "mail.marketing.still_wanted",
+        ),
         tests=(
             _CONSENTS_PAGE,
             _STATE_DERIVED,
             T_CONSENT + "test_a_change_to_the_same_state_writes_nothing",
             _LEDGER_RECORDS,
+            "tests/mail/test_marketing.py::"
+            "test_a_mailing_carries_one_click_unsubscribe_and_it_works_without_a_session",
+            "tests/mail/test_marketing.py::test_withdrawal_stops_a_message_already_queued",
         ),
         reason=N_(
-            "Withdrawal is one ledger event that takes effect at once, from the Privacy page "
-            "or any other channel. No mailing is sent yet; when one is, it needs an "
-            "unsubscribe link."
+            "Withdrawal is one ledger event that takes effect at once: from the Privacy page, "
+            "or from the link in every marketing message, which also answers RFC 8058's "
+            "one-click List-Unsubscribe-Post without a sign-in. Consent is asked again when "
+            "each message is delivered, so one already queued is not sent."
         ),
         evidence=(MARKETING_EMAIL, MARKETING_SMS),
     ),
@@ -792,7 +811,7 @@ CLAUSES: tuple[Clause, ...] = (
             ACCOUNTS + "registration_consent_errors",
             POLICY + "record_decline",
             _SP + "web.gates.require_user",
-            ACCOUNTS + "close_account",
+            _SP + "privacy.rights.erasure.close_account",
         ),
         tests=(
             _REGISTRATION_REQUIRES,

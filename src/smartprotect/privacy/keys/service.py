@@ -147,6 +147,12 @@ def decrypt_field(
     return plain.decode("utf-8")
 
 
+def key_exists(*, session: Session, subject_id: uuid.UUID) -> bool:
+    """Whether the subject has a live (not destroyed) key."""
+    row = session.get(SubjectKey, subject_id)
+    return row is not None and row.wrapped_key is not None
+
+
 def destroy_key(*, session: Session, subject_id: uuid.UUID, clock: Clock) -> bool:
     """Shred a subject's key; returns False if it was already gone."""
     cache = session.info.get(_CACHE, {})

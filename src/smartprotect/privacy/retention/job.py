@@ -51,6 +51,8 @@ class TableResult:
 class RetentionResult:
     dry_run: bool
     tables: list[TableResult] = field(default_factory=list)
+    # What holds had kept of erased accounts, destroyed because the holds ended.
+    held_records_destroyed: int = 0
 
     def by_category(self) -> dict[str, dict[str, int]]:
         counts: dict[str, dict[str, int]] = {}
@@ -100,12 +102,16 @@ def run_retention(
         for table in result.tables:
             table.destroyed = _destroy(session_factory, clock, table, held, now, holder, chunk)
         with unit_of_work(session_factory) as session:
+            result.held_records_destroyed = service.destroy_unheld_records(
+                session=session, clock=clock
+            )
             audit.record_event(
                 session=session, clock=clock, action=Tag.RETENTION_RUN, actor=actor,
                 secret=secret,
                 details={"as_of": now.isoformat(),
                          "categories": result.by_category(),
-                         "tables": {t.rule.table: t.destroyed for t in result.tables}},
+                         "tables": {t.rule.table: t.destroyed for t in result.tables},
+                         "held_records_destroyed": result.held_records_destroyed},
             )  # fmt: skip
             service.release_lease(session=session, name=LEASE_NAME, holder=holder)
     except BaseException:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, String
+from sqlalchemy import JSON, ForeignKey, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from smartprotect.db import Base, Model
@@ -40,3 +40,17 @@ class JobLease(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(64))
     expires_at: Mapped[datetime]
+
+
+class HeldRecord(Model):
+    """What a legal hold kept of an erased account: only the held categories, sealed with a
+    key of the hold's own (the subject's key is destroyed with the account), and named by
+    the subject's id alone. Destroyed, with its key, once the hold is no longer in force."""
+
+    __tablename__ = "held_records"
+
+    hold_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("legal_holds.id"), index=True)
+    subject_id: Mapped[uuid.UUID]
+    categories: Mapped[list[str]] = mapped_column(JSON)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    kept_at: Mapped[datetime]

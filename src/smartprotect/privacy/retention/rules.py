@@ -76,6 +76,8 @@ EXEMPT: dict[str, str] = {
     "policy_revisions": "the published policy revisions",
     "theft_incidents": "anonymous statistics: a date and a region, no device or owner",
     "legal_holds": "the holds themselves, kept while in force and as the record of them",
+    "held_records": "what a hold kept of an erased account: destroyed when the hold ends, "
+    "not by age (retention.service.destroy_unheld_records)",
     "job_leases": "which server instance runs a job",
     "users": "the account itself: its contact data is kept while the account exists "
     "(retention by item comes with the profile, issue 5)",

@@ -20,7 +20,8 @@ from smartprotect.audit.tags import Tag
 from smartprotect.clock import Clock
 from smartprotect.errors import NotFound, ValidationFailed
 from smartprotect.i18n import N_
-from smartprotect.privacy.retention.models import JobLease, LegalHold
+from smartprotect.privacy.keys import service as keys
+from smartprotect.privacy.retention.models import HeldRecord, JobLease, LegalHold
 from smartprotect.privacy.retention.rules import Category, Rule
 
 # A hold needs a ground the DPO can check later.
@@ -109,6 +110,20 @@ def held_subjects(*, session: Session, now: datetime) -> dict[Category, set[uuid
         for category in hold.categories:
             held.setdefault(Category(category), set()).add(hold.subject_id)
     return held
+
+
+def destroy_unheld_records(*, session: Session, clock: Clock) -> int:
+    """Destroy what holds kept of erased accounts once those holds are no longer in force,
+    with the holds' keys; returns how many records went."""
+    now = clock.now()
+    ended = select(LegalHold.id).where(or_(LegalHold.released_at.is_not(None),
+                                           LegalHold.ends_at <= now))  # fmt: skip
+    records = list(session.scalars(select(HeldRecord).where(HeldRecord.hold_id.in_(ended))))
+    for record in records:
+        keys.destroy_key(session=session, subject_id=record.hold_id, clock=clock)
+        session.delete(record)
+    session.flush()
+    return len(records)
 
 
 # -- what is due ---------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from smartprotect.web.views import accounts, devices, pages, privacy, profile, rights
+from smartprotect.web.views import accounts, devices, pages, privacy, profile, rights, unsubscribe
 
 router = APIRouter(include_in_schema=False)
 router.include_router(pages.router)
@@ -10,4 +10,5 @@ router.include_router(accounts.router)
 router.include_router(privacy.router)
 router.include_router(profile.router)
 router.include_router(rights.router)
+router.include_router(unsubscribe.router)
 router.include_router(devices.router)

@@ -20,6 +20,7 @@ from smartprotect.privacy.consent import service as consent
 from smartprotect.privacy.consent.models import Channel, Purpose
 from smartprotect.privacy.consent.purposes import CHANNEL_LABELS, OPERATOR, TERMS
 from smartprotect.privacy.policy import service as policy
+from smartprotect.privacy.rights import erasure
 from smartprotect.web.gates import SignedIn, SignedInUser
 from smartprotect.web.templating import language, render
 from smartprotect.web.views.forms import CheckedForm, forget_session, redirect, safe_next
@@ -128,7 +129,7 @@ def close_account(
     user: SignedIn,
 ) -> Response:
     try:
-        accounts.close_account(
+        report = erasure.close_account(
             session=db, user=user, password=form.get("password", ""), keyring=keyring, clock=clock
         )
     except ValidationFailed as exc:
@@ -136,7 +137,13 @@ def close_account(
         return _review_page(
             request, db, settings, user, declined=True, errors=exc.errors, status_code=422
         )
-    response = render(request, "privacy/closed.html", settings=settings)
+    return closed_page(request, settings, report)
+
+
+def closed_page(request: Request, settings, report: erasure.ErasureReport) -> Response:
+    """The account is gone: say so, and say what a legal hold kept, until when and why."""
+    response = render(request, "privacy/closed.html", settings=settings,
+                      context={"report": report})  # fmt: skip
     forget_session(response, settings)
     return response
 

@@ -12,12 +12,14 @@ from smartprotect.deps import ClockDep, DbSession, KeyringDep, SettingsDep
 from smartprotect.errors import Conflict, NotFound, ValidationFailed
 from smartprotect.i18n import N_
 from smartprotect.privacy.retention.rules import RETENTION
+from smartprotect.privacy.rights import erasure
 from smartprotect.profile import service as profile
 from smartprotect.profile.schemas import NamesUpdate, OtherInformation, PassportUpdate
 from smartprotect.validation import field_errors
 from smartprotect.web.gates import SignedInUser
 from smartprotect.web.templating import render
 from smartprotect.web.views.forms import CheckedForm, redirect
+from smartprotect.web.views.privacy import closed_page
 
 router = APIRouter()
 
@@ -153,3 +155,17 @@ def confirm_email(
                       context={"token": token, "error": exc.message},
                       status_code=exc.status_code)  # fmt: skip
     return redirect(request, "/account/profile", query="done=email_confirmed")
+
+
+@router.post("/account/delete")
+def delete_account(
+    request: Request, form: CheckedForm, db: DbSession, settings: SettingsDep, clock: ClockDep,
+    keyring: KeyringDep, user: SignedInUser,
+) -> Response:  # fmt: skip
+    """Erase the whole account (clause 7.1), confirmed by the password."""
+    try:
+        report = erasure.close_account(session=db, keyring=keyring, user=user, clock=clock,
+                                       password=form.get("password", ""))  # fmt: skip
+    except ValidationFailed as exc:
+        return _invalid(request, db, settings, keyring, user, "delete", {}, exc.errors)
+    return closed_page(request, settings, report)
