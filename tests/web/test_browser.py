@@ -379,3 +379,54 @@ def test_this_machines_agent_on_the_map_locked_and_wiped_in_a_real_browser(
         log.close()
     assert broken == []
     page.close()
+
+
+def test_see_change_download_and_delete_my_data_in_a_real_browser(
+    browser, server, published_policy, mailbox, db
+):
+    import json
+
+    from sqlalchemy import func, select
+
+    from smartprotect.accounts.models import User
+
+    email = "mydata@example.kz"
+    page, broken = _owner_page(browser, server, mailbox, email, "0199")
+    page.get_by_role("link", name="My personal data").first.click()
+    expect(page).to_have_url(f"{server.url}/en/account/profile")
+
+    # Change: the name, then passport data, which comes back masked.
+    page.fill("#names #f-last_name", "Ахметова")
+    page.fill("#names #f-first_name", "Алия")
+    page.get_by_role("button", name="Save my name").click()
+    expect(page.locator("[role=status]")).to_contain_text("Your name has been saved.")
+    page.fill("#passport #f-number", "N 98765432")
+    page.fill("#passport #f-authority", "МВД РК")
+    page.fill("#passport #f-issued_on", "2020-02-03")
+    page.get_by_role("button", name="Save my passport data").click()
+    expect(page.locator(".passport-number")).to_have_text("•••••••32")
+    page.get_by_role("button", name="Show my passport data").click()
+    expect(page.locator(".passport-number")).to_have_text("N98765432")
+    _shot(page, "my-data")
+
+    # Download everything, as JSON, from the Privacy page.
+    page.goto(f"{server.url}/en/account/privacy")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download as JSON (machine-readable)").click()
+    data = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))
+    assert data["account"]["email"] == email and data["profile"]["last_name"] == "Ахметова"
+    assert data["profile"]["passport"]["number"] == "N98765432"
+    page.get_by_role("link", name="Open as a readable document").click()
+    expect(page.locator("h1")).to_have_text("Everything Smart Protect holds about you")
+
+    # Delete the whole account.
+    page.goto(f"{server.url}/en/account/profile")
+    page.fill("#delete #f-password", "a browser passphrase")
+    page.get_by_role("button", name="Delete my account for good").click()
+    expect(page.locator("h1")).to_have_text("Your account is closed")
+    expect(page.locator("main")).to_contain_text("nothing else of it is kept")
+    _shot(page, "my-data-deleted")
+    assert broken == []
+    db.expire_all()
+    assert db.scalar(select(func.count()).select_from(User).where(User.email == email)) == 0
+    page.close()
