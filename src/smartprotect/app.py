@@ -112,8 +112,8 @@ def create_app(
 
     notifier = Notifier()
     retention = RetentionScheduler(
-        session_factory=session_factory, clock=clock,
-        secret=settings.secret_key.get_secret_value(),
+        session_factory=session_factory, clock=clock, keyring=keyring,
+        links=Links(base_url=settings.base_url),
         interval_seconds=settings.retention_interval_seconds,
     )  # fmt: skip
 

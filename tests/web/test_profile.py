@@ -107,3 +107,24 @@ def test_the_page_in_russian(signed_in):
     html = signed_in.get("/ru" + PAGE).text
     assert _("My personal data") in html and _("Passport data") in html
     assert _("Other information") in html
+
+
+def test_the_page_says_how_long_the_account_is_kept_and_renews_it(signed_in, db, clock):
+    from datetime import timedelta
+
+    assert "kept until 2027-01-01" in signed_in.get(PAGE).text
+    clock.advance(timedelta(days=10))  # within the sign-in session's 14 days
+    assert _post(signed_in, PAGE + "/renew").status_code == 303
+    html = signed_in.get(PAGE + "?done=renewed").text
+    assert "their year starts again today" in html and "kept until 2027-01-11" in html
+    assert db.scalar(select(AuditEvent).where(AuditEvent.action == Tag.PROFILE_RENEWED))
+
+
+def test_signing_in_gives_the_address_again(signed_in, db, clock):
+    from datetime import timedelta
+
+    clock.advance(timedelta(days=10))
+    signed_in.post("/logout", data={"csrf_token": form_page(signed_in, PAGE)})
+    assert login_via_web(signed_in, EMAIL).status_code == 303
+    db.expire_all()
+    assert db.scalar(select(User.email_provided_at)) == clock.now()

@@ -38,6 +38,8 @@ class User(Model):
     pending_email: Mapped[str | None] = mapped_column(String(254))
     # Set when the number is confirmed; a changed number is not used until it is.
     phone_verified_at: Mapped[datetime | None]
+    # When the owner was last told their account is about to reach its retention limit.
+    renewal_reminded_at: Mapped[datetime | None]
 
     sessions: Mapped[list[WebSession]] = relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True
@@ -112,6 +114,15 @@ class LoginAttempt(Model):
     attempted_at: Mapped[datetime]
 
 
+register(Rule(Category.NAMES, User, User.names_provided_at, lambda ids: User.id.in_(ids),
+              clear=("last_name", "first_name", "patronymic", "names_provided_at")))  # fmt: skip
+# The address and number are how the service reaches the user under the contract: an account
+# whose owner has not given them again for a year (signing in gives the address again) is
+# erased, after a reminder (retention.job).
+register(Rule(Category.EMAIL, User, User.email_provided_at, lambda ids: User.id.in_(ids),
+              erases_account=True))  # fmt: skip
+register(Rule(Category.PHONE, User, User.phone_provided_at, lambda ids: User.id.in_(ids),
+              erases_account=True))  # fmt: skip
 register(Rule(Category.TECHNICAL, WebSession, WebSession.created_at,
               lambda ids: WebSession.user_id.in_(ids)))  # fmt: skip
 register(Rule(Category.TECHNICAL, EmailToken, EmailToken.created_at,

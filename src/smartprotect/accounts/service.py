@@ -501,6 +501,8 @@ def authenticate(
         )
     if password_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
+    # Signing in, the user gives us their address again: its retention clock restarts.
+    user.email_provided_at = now
     session.execute(
         delete(LoginAttempt).where(
             LoginAttempt.account_key == account_key, LoginAttempt.client_key == client_key

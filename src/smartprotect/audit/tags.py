@@ -22,6 +22,7 @@ class Tag(enum.StrEnum):
     PROFILE_CHANGED = "account:profile:change"
     PROFILE_DELETED = "account:profile:delete"
     PROFILE_PASSPORT_REVEALED = "account:profile:reveal_passport"
+    PROFILE_RENEWED = "account:profile:renew"
     DEVICE_ENROLLMENT_CODE_CREATED = "device:enrollment_code:create"
     DEVICE_ENROLLED = "device:device:enroll"
     DEVICE_MARKED_LOST = "device:device:lost"

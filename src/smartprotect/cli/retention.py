@@ -24,13 +24,16 @@ def retention() -> None:
 def run(dry_run: bool) -> None:
     """Destroy everything past its retention that no legal hold spares (audited)."""
     from smartprotect.audit import service as audit
+    from smartprotect.mail.links import Links
+    from smartprotect.privacy.keys.master import keyring_from_settings
     from smartprotect.privacy.retention.job import run_retention
 
     rt = runtime()
     rt.require_current_schema()
     result = run_retention(
         session_factory=rt.session_factory, clock=rt.clock,
-        secret=rt.settings.secret_key.get_secret_value(), actor=audit.CLI, dry_run=dry_run,
+        keyring=keyring_from_settings(rt.settings), links=Links(base_url=rt.settings.base_url),
+        actor=audit.CLI, dry_run=dry_run,
     )  # fmt: skip
     if result is None:
         raise click.ClickException("another server instance is running retention; try later")
@@ -41,6 +44,8 @@ def run(dry_run: bool) -> None:
             f"held {table.held}"
         )
     if not dry_run:
+        if result.reminded:
+            click.echo(f"Mailed {result.reminded} owner(s) whose account reaches its year soon.")
         click.echo("Counts per category are in the audit log (privacy:retention:run).")
 
 

@@ -54,6 +54,8 @@ class Device(Model):
     # The OS accounts on the device (clause 2.3.4), sealed with the owner's key, and only
     # ever stored when the owner allowed the device to report them.
     sealed_accounts: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # When the device last reported them: their retention clock (clause 2.4).
+    accounts_reported_at: Mapped[datetime | None]
     lost: Mapped[bool] = mapped_column(default=False)
     lost_since: Mapped[datetime | None]
     # Set when the owner was told a lost device came back, so they are told once.
@@ -108,5 +110,8 @@ def devices_of_subjects(ids):
 
 register(Rule(Category.GEOLOCATION, DeviceLocation, DeviceLocation.received_at,
               lambda ids: DeviceLocation.device_id.in_(devices_of_subjects(ids))))  # fmt: skip
+register(Rule(Category.DEVICE_ACCOUNTS, Device, Device.accounts_reported_at,
+              lambda ids: Device.user_id.in_(ids),
+              clear=("sealed_accounts", "accounts_reported_at")))  # fmt: skip
 register(Rule(Category.TECHNICAL, EnrollmentCode, EnrollmentCode.created_at,
               lambda ids: EnrollmentCode.user_id.in_(ids)))  # fmt: skip

@@ -242,6 +242,7 @@ _SEEN = BulkWrite(
                 ("battery_percent", "battery"),
                 ("agent_version", "version"),
                 ("sealed_accounts", "accounts"),
+                ("accounts_reported_at", "accounts_at"),
             )
         },
     )
@@ -310,7 +311,8 @@ def check_in_many(
         change = seen.get(row.id)
         if change is None:
             change = seen[row.id] = {"device": row.id, "seen": now, "battery": None,
-                                     "version": None, "accounts": None}  # fmt: skip
+                                     "version": None, "accounts": None,
+                                     "accounts_at": None}  # fmt: skip
         if report.battery_percent is not None:
             change["battery"] = report.battery_percent
         if report.agent_version:
@@ -324,6 +326,7 @@ def check_in_many(
                 table=Device.__tablename__, column="sealed_accounts", row_id=row.id,
                 plaintext=json.dumps(sorted(set(report.accounts))),
             )  # fmt: skip
+            change["accounts_at"] = now
             outcome.accounts_stored = True
     _STORE_FIX.execute(session, fixes)
     # In id order, so that two batches touching the same devices cannot deadlock.

@@ -367,16 +367,22 @@ CLAUSES: tuple[Clause, ...] = (
             T_RETENTION + "test_runs_started_together_destroy_everything_once",
             "tests/privacy/retention/test_scheduler.py::test_the_server_destroys_old_data_on_its_own",
             T_CLI_RETENTION + "test_a_hold_placed_listed_honoured_and_released",
+            "tests/privacy/retention/test_accounts.py::"
+            "test_an_account_is_reminded_then_erased_at_its_year",
+            "tests/privacy/retention/test_accounts.py::"
+            "test_names_are_emptied_a_year_after_they_were_given",
             _KEY_DESTROYED,
         ),
         reason=N_(
-            "Every table holding user information declares its category and when each row was "
-            "provided; the server destroys rows older than 1 year (failed sign-ins after 15 "
-            "minutes) every hour, except what a legal hold keeps, and audits the count per "
-            "category. Covered: locations, commands, sessions, email links, API tokens, "
-            "enrollment codes, sign-in attempts and mail. Missing: the account's own fields "
-            "(names, email, phone) and a device's reported accounts do not have a clock of "
-            "their own yet, so they are kept while the account exists."
+            "Every table holding user information declares its category and when each item "
+            "was provided; every hour the server destroys what is older than 1 year (failed "
+            "sign-ins after 15 minutes), except what a legal hold keeps, and audits the count "
+            "per category: locations, commands, passport data, other information, names and a "
+            "device's reported accounts (emptied), sessions, links, tokens, codes and mail. An "
+            "account whose email address and phone number were last given a year ago (signing "
+            "in gives the address again) is erased whole, after a reminder mailed 30 days "
+            "before. Missing: a time limit for the pseudonymous audit log and consent ledger, "
+            "kept as evidence."
         ),
         evidence=("oldest_personal_data", "accounts_past_retention"),
     ),

@@ -24,7 +24,7 @@ from smartprotect.errors import ValidationFailed
 from smartprotect.i18n import N_
 from smartprotect.privacy.keys import service as keys
 from smartprotect.privacy.keys.master import Keyring
-from smartprotect.privacy.retention.rules import Category
+from smartprotect.privacy.retention.rules import RETENTION, Category
 from smartprotect.profile.models import CATEGORY_OF, PASSPORT_FIELDS, Field, ProfileItem
 from smartprotect.profile.schemas import EARLIEST_ISSUE, NamesUpdate, PassportUpdate
 
@@ -75,6 +75,7 @@ class Profile:
     passport_revealed: bool
     other_information: str | None
     other_provided_at: datetime | None
+    kept_until: datetime | None  # the account, unless the user gives their details again
 
 
 def _items(session: Session, user: User) -> dict[Field, ProfileItem]:
@@ -139,6 +140,7 @@ def profile_of(
         passport_revealed=reveal and passport is not None,
         other_information=_open(session, keyring, other) if other else None,
         other_provided_at=other.provided_at if other else None,
+        kept_until=account_kept_until(user),
     )  # fmt: skip
 
 
@@ -259,6 +261,27 @@ def _delete_fields(session: Session, user: User, fields) -> None:
         delete(ProfileItem).where(ProfileItem.user_id == user.id, ProfileItem.field.in_(fields)),
         execution_options={"synchronize_session": False},
     )
+
+
+def renew(*, session: Session, keyring: Keyring, user: User, clock: Clock) -> None:
+    """The user confirms that their address, number and names are still current: giving
+    them again restarts their retention clocks (clause 2.4)."""
+    now = clock.now()
+    user.email_provided_at = user.phone_provided_at = now
+    if any((user.last_name, user.first_name, user.patronymic)):
+        user.names_provided_at = now
+    user.renewal_reminded_at = None
+    audit.record_event(
+        session=session, clock=clock, action=Tag.PROFILE_RENEWED, secret=keyring.secret,
+        actor=audit.user_actor(secret=keyring.secret, user_id=user.id), subject_id=user.id,
+    )  # fmt: skip
+    session.flush()
+
+
+def account_kept_until(user: User) -> datetime | None:
+    """When the account reaches its year unless its owner gives their details again."""
+    given = [d for d in (user.email_provided_at, user.phone_provided_at) if d is not None]
+    return min(given) + RETENTION if given else None
 
 
 def category_of(field: Field) -> Category:

@@ -14,10 +14,12 @@ from smartprotect.audit.tags import Tag
 from smartprotect.db import Base
 from smartprotect.devices.models import DeviceLocation
 from smartprotect.errors import ValidationFailed
+from smartprotect.mail.links import Links
+from smartprotect.privacy.keys.master import Keyring, LocalMasterKey
 from smartprotect.privacy.retention import service
 from smartprotect.privacy.retention.job import LEASE_NAME, LEASE_TTL, run_retention
 from smartprotect.privacy.retention.rules import EXEMPT, RETENTION, Category, rules
-from tests.conftest import TEST_SECRET
+from tests.conftest import TEST_MASTER_KEY, TEST_SECRET
 from tests.helpers import add_device, add_owner, report_fix
 
 DAY = timedelta(days=1)
@@ -48,9 +50,13 @@ def two_owners(db, clock, keyring, published_policy):
     return owners, phones
 
 
+KEYRING = Keyring(master=LocalMasterKey(TEST_MASTER_KEY), secret=TEST_SECRET)
+LINKS = Links(base_url="https://testserver")
+
+
 def _run(session_factory, clock, **options):
-    return run_retention(session_factory=session_factory, clock=clock, secret=TEST_SECRET,
-                         **options)  # fmt: skip
+    return run_retention(session_factory=session_factory, clock=clock, keyring=KEYRING,
+                         links=LINKS, **options)  # fmt: skip
 
 
 def _hold(db, clock, subject_id, categories=(Category.GEOLOCATION,), days=30):

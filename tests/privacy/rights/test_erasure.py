@@ -15,6 +15,7 @@ from smartprotect.accounts.service import throttle_account_key
 from smartprotect.commands.models import Command
 from smartprotect.devices.models import Device, DeviceLocation
 from smartprotect.errors import ValidationFailed
+from smartprotect.mail.links import Links
 from smartprotect.privacy.keys import service as keys
 from smartprotect.privacy.retention import service as retention
 from smartprotect.privacy.retention.job import run_retention
@@ -83,7 +84,7 @@ def test_a_legal_hold_keeps_only_its_categories_until_it_ends(db, clock, keyring
     from smartprotect.db import make_session_factory
 
     result = run_retention(session_factory=make_session_factory(db.get_bind()), clock=clock,
-                           secret=TEST_SECRET)  # fmt: skip
+                           keyring=keyring, links=Links(base_url="https://testserver"))  # fmt: skip
     assert result.held_records_destroyed == 1
     db.expire_all()
     assert _count(db, HeldRecord) == 0

@@ -19,12 +19,17 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from smartprotect.accounts.models import User
 from smartprotect.audit import service as audit
 from smartprotect.audit.tags import Tag
 from smartprotect.clock import Clock
-from smartprotect.db import unit_of_work
+from smartprotect.db import scrub, unit_of_work
+from smartprotect.mail import render
+from smartprotect.mail import service as mail
+from smartprotect.mail.links import Links
+from smartprotect.privacy.keys.master import Keyring
 from smartprotect.privacy.retention import service
-from smartprotect.privacy.retention.rules import Rule, rules
+from smartprotect.privacy.retention.rules import RETENTION, Rule, rules
 
 LEASE_NAME = "retention"
 # Renewed after every chunk; a runner that died lets another take over after this long.
@@ -33,6 +38,10 @@ LEASE_TTL = timedelta(minutes=5)
 # waiting for SQLite's write lock waits only a few milliseconds.
 CHUNK = 1_000
 
+# Accounts past their time are erased one per transaction, looked up this many at a time.
+ACCOUNTS_CHUNK = 100
+# How long before an account reaches its year its owner is mailed, to give their details again.
+RENEWAL_NOTICE = timedelta(days=30)
 # After each chunk the job rests this many times as long as the chunk took: retention is
 # never urgent, and check-ins need the write lock (and, on a small machine, the CPU) more.
 REST = 1.0
@@ -53,6 +62,8 @@ class RetentionResult:
     tables: list[TableResult] = field(default_factory=list)
     # What holds had kept of erased accounts, destroyed because the holds ended.
     held_records_destroyed: int = 0
+    # Owners mailed that their account reaches its time soon.
+    reminded: int = 0
 
     def by_category(self) -> dict[str, dict[str, int]]:
         counts: dict[str, dict[str, int]] = {}
@@ -71,13 +82,18 @@ def run_retention(
     *,
     session_factory: sessionmaker[Session],
     clock: Clock,
-    secret: str,
+    keyring: Keyring,
+    links: Links,
     actor: str = audit.SYSTEM,
     dry_run: bool = False,
     chunk: int = CHUNK,
 ) -> RetentionResult | None:
     """Destroy everything past its retention that no legal hold spares, and audit the count
-    per category; None if another runner holds the job. A dry run only counts."""
+    per category; None if another runner holds the job. A dry run only counts.
+
+    Accounts whose address or number was last given a year ago are erased whole; their
+    owners are mailed `RENEWAL_NOTICE` before, with a link to give them again."""
+    secret = keyring.secret
     now = clock.now()  # one cut-off for the whole run
     holder = runner_name()
     if not dry_run:
@@ -99,8 +115,15 @@ def run_retention(
                 )
         if dry_run:
             return result
+        result.reminded = _remind(session_factory, keyring, clock, links, now)
         for table in result.tables:
-            table.destroyed = _destroy(session_factory, clock, table, held, now, holder, chunk)
+            if table.rule.erases_account:
+                table.held = 0  # erasure itself keeps what a hold holds, in a held record
+                table.destroyed = _erase_accounts(session_factory, keyring, clock, table.rule,
+                                                  now, holder)  # fmt: skip
+            else:
+                table.destroyed = _destroy(session_factory, clock, table, held, now, holder,
+                                           chunk)  # fmt: skip
         with unit_of_work(session_factory) as session:
             result.held_records_destroyed = service.destroy_unheld_records(
                 session=session, clock=clock
@@ -110,8 +133,10 @@ def run_retention(
                 secret=secret,
                 details={"as_of": now.isoformat(),
                          "categories": result.by_category(),
-                         "tables": {t.rule.table: t.destroyed for t in result.tables},
-                         "held_records_destroyed": result.held_records_destroyed},
+                         "tables": {f"{t.rule.table}:{t.rule.category.value}": t.destroyed
+                                    for t in result.tables},
+                         "held_records_destroyed": result.held_records_destroyed,
+                         "reminded": result.reminded},
             )  # fmt: skip
             service.release_lease(session=session, name=LEASE_NAME, holder=holder)
     except BaseException:
@@ -138,6 +163,47 @@ def _destroy(session_factory, clock, table: TableResult, held, now, holder, chun
         if count < chunk:
             return destroyed
         time.sleep((time.monotonic() - started) * REST)
+
+
+def _remind(session_factory, keyring: Keyring, clock: Clock, links: Links, now) -> int:
+    """Mail owners whose address or number reaches its year within RENEWAL_NOTICE."""
+    with unit_of_work(session_factory) as session:
+        users = service.accounts_to_remind(session=session, now=now, notice=RENEWAL_NOTICE)
+        for user in users:
+            ends = min(d for d in (user.email_provided_at, user.phone_provided_at) if d) + RETENTION
+            subject, body = render.render(
+                "renewal_reminder", language=user.language, date=ends.strftime("%Y-%m-%d"),
+                link=links.to("/account/profile#renew", user.language),
+            )  # fmt: skip
+            mail.enqueue(session=session, recipient=user.email, subject=subject, body_text=body,
+                         clock=clock)  # fmt: skip
+            user.renewal_reminded_at = now
+        return len(users)
+
+
+def _erase_accounts(session_factory, keyring: Keyring, clock: Clock, rule, now, holder) -> int:
+    """Erase, one transaction each, the accounts whose `rule` item is past its time."""
+    from smartprotect.privacy.rights import erasure
+
+    erased = 0
+    while True:
+        with unit_of_work(session_factory) as session:
+            ids = service.accounts_due(session=session, rule=rule, now=now, limit=ACCOUNTS_CHUNK)
+        for user_id in ids:
+            with unit_of_work(session_factory) as session:
+                user = session.get(User, user_id)
+                if user is not None:
+                    erasure.erase_account(session=session, keyring=keyring, user=user,
+                                          clock=clock)  # fmt: skip
+                    erased += 1
+                if not service.take_lease(session=session, name=LEASE_NAME, holder=holder,
+                                          now=clock.now(), ttl=LEASE_TTL):  # fmt: skip
+                    raise service.LeaseLost(LEASE_NAME)
+        if len(ids) < ACCOUNTS_CHUNK:
+            if erased:
+                with session_factory() as session:
+                    scrub(session.get_bind())
+            return erased
 
 
 def _give_up_lease(session_factory, holder: str) -> None:

@@ -50,6 +50,11 @@ class Rule:
     keep: timedelta = RETENTION
     # Where a table holds several categories, which of its rows this rule covers.
     where: ColumnElement[bool] | None = None
+    # Columns to empty instead of deleting the row (an item of a row that lives on).
+    clear: tuple[str, ...] = ()
+    # The item is what the account exists for (its contact address): when it is past its
+    # time, the whole account is erased (`privacy.rights.erasure`), after a reminder.
+    erases_account: bool = False
 
     def __post_init__(self) -> None:
         if self.keep > RETENTION:
@@ -79,10 +84,6 @@ EXEMPT: dict[str, str] = {
     "held_records": "what a hold kept of an erased account: destroyed when the hold ends, "
     "not by age (retention.service.destroy_unheld_records)",
     "job_leases": "which server instance runs a job",
-    "users": "the account itself: its contact data is kept while the account exists "
-    "(retention by item comes with the profile, issue 5)",
-    "devices": "an enrolled device, kept while the owner keeps it "
-    "(its reported accounts get their own clock with the profile, issue 5)",
 }
 
 

@@ -9,6 +9,8 @@ from contextlib import suppress
 from sqlalchemy.orm import Session, sessionmaker
 
 from smartprotect.clock import Clock
+from smartprotect.mail.links import Links
+from smartprotect.privacy.keys.master import Keyring
 from smartprotect.privacy.retention.job import run_retention
 
 # Soon after start, so that an instance restarted more often than the interval still runs it.
@@ -23,12 +25,14 @@ class RetentionScheduler:
         *,
         session_factory: sessionmaker[Session],
         clock: Clock,
-        secret: str,
+        keyring: Keyring,
+        links: Links,
         interval_seconds: float,
     ) -> None:
         self._factory = session_factory
         self._clock = clock
-        self._secret = secret
+        self._keyring = keyring
+        self._links = links
         self._interval = interval_seconds
         self._task: asyncio.Task | None = None
         self.runs = 0
@@ -51,7 +55,7 @@ class RetentionScheduler:
                 # In a thread: each chunk waits for the database, which the loop must not.
                 result = await asyncio.to_thread(
                     run_retention, session_factory=self._factory, clock=self._clock,
-                    secret=self._secret,
+                    keyring=self._keyring, links=self._links,
                 )  # fmt: skip
             except Exception:
                 log.exception("the retention run failed; the next one finishes its work")

@@ -22,7 +22,7 @@ from smartprotect.errors import NotFound, ValidationFailed
 from smartprotect.i18n import N_
 from smartprotect.privacy.keys import service as keys
 from smartprotect.privacy.retention.models import HeldRecord, JobLease, LegalHold
-from smartprotect.privacy.retention.rules import Category, Rule
+from smartprotect.privacy.retention.rules import RETENTION, Category, Rule
 
 # A hold needs a ground the DPO can check later.
 REASON_MAX = 500
@@ -144,18 +144,44 @@ def _spared(rule: Rule, held: Collection[uuid.UUID]):
 def destroy_due(
     *, session: Session, rule: Rule, now: datetime, held: Collection[uuid.UUID], limit: int
 ) -> int:
-    """Delete up to `limit` rows past their time and not held; returns how many."""
+    """Delete (or, for an item of a row that lives on, empty) up to `limit` rows past their
+    time and not held; returns how many."""
+    if rule.erases_account:
+        raise ValueError("accounts are erased whole: retention.job erases them")
+    # By primary key, a bounded number at a time, so that each transaction stays short.
+    chosen = select(rule.model.id).where(*_due_unheld(rule, now, held)).limit(limit)
+    statement = (
+        update(rule.model).values(dict.fromkeys(rule.clear)) if rule.clear else delete(rule.model)
+    )
+    result = session.execute(
+        statement.where(rule.model.id.in_(chosen)),
+        execution_options={"synchronize_session": False},
+    )
+    return result.rowcount or 0
+
+
+def _due_unheld(rule: Rule, now: datetime, held: Collection[uuid.UUID]) -> list:
     conditions = [_expired(rule, now)]
     spared = _spared(rule, held)
     if spared is not None:
         conditions.append(~spared)
-    # By primary key, a bounded number at a time, so that each transaction stays short.
-    chosen = select(rule.model.id).where(*conditions).limit(limit)
-    result = session.execute(
-        delete(rule.model).where(rule.model.id.in_(chosen)),
-        execution_options={"synchronize_session": False},
-    )
-    return result.rowcount or 0
+    return conditions
+
+
+def accounts_due(*, session: Session, rule: Rule, now: datetime, limit: int) -> list[uuid.UUID]:
+    """Accounts whose contact item (`rule`, one that erases the account) is past its time."""
+    return list(session.scalars(select(rule.model.id).where(_expired(rule, now)).limit(limit)))
+
+
+def accounts_to_remind(*, session: Session, now: datetime, notice: timedelta) -> list:
+    """Accounts whose address or number reaches its time within `notice`, not told lately."""
+    from smartprotect.accounts.models import User
+
+    soon = now + notice - RETENTION
+    return list(session.scalars(select(User).where(
+        or_(User.email_provided_at <= soon, User.phone_provided_at <= soon),
+        or_(User.renewal_reminded_at.is_(None), User.renewal_reminded_at < now - notice),
+    )))  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -121,6 +121,13 @@ def set_other(request: Request, form: CheckedForm, db: DbSession, settings: Sett
     return redirect(request, "/account/profile", query="done=other")
 
 
+@router.post("/account/profile/renew")
+def renew(request: Request, form: CheckedForm, db: DbSession, settings: SettingsDep,
+          clock: ClockDep, keyring: KeyringDep, user: SignedInUser) -> Response:  # fmt: skip
+    profile.renew(session=db, keyring=keyring, user=user, clock=clock)
+    return redirect(request, "/account/profile", query="done=renewed")
+
+
 @router.post("/account/profile/{item}/delete")
 def delete_item(request: Request, item: str, form: CheckedForm, db: DbSession,
                 settings: SettingsDep, clock: ClockDep, keyring: KeyringDep,
