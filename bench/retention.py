@@ -29,18 +29,15 @@ from pathlib import Path
 
 # The sibling benchmark's helpers (this script's folder is on the path when it runs).
 from run import (
-    MASTER,
-    SECRET,
     check_in_script,
     database,
-    free_port,
     prepare,
     raise_file_limit,
-    start,
+    server_env,
+    start_server,
     wrk,
 )
 
-from smartprotect.privacy.keys.master import encode_key
 from smartprotect.signing import create as create_signing_key
 
 AGE = timedelta(days=400)
@@ -110,17 +107,8 @@ def main() -> None:
     results: dict[str, object] = {"engine": url.split(":")[0].split("+")[0], "rows": options.rows,
                                   "cores": os.cpu_count()}  # fmt: skip
     results["load_seconds"] = round(load_rows(url, device_ids, options.rows), 1)
-    env = {
-        "SMARTPROTECT_ENV": "development", "SMARTPROTECT_DATABASE_URL": url,
-        "SMARTPROTECT_SECRET_KEY": SECRET, "SMARTPROTECT_MASTER_KEY": encode_key(MASTER),
-        "SMARTPROTECT_COMMAND_SIGNING_KEY_FILE": str(key_file),
-        "SMARTPROTECT_MAIL_BACKEND": "smtp", "SMARTPROTECT_SMTP_PORT": "1",
-        "SMARTPROTECT_VAR_DIR": str(workdir / "var"),
-        "SMARTPROTECT_RETENTION_INTERVAL_SECONDS": "0",
-    }  # fmt: skip
-    port = free_port()
-    server = start([sys.executable, "-m", "smartprotect", "serve", "--port", str(port)], env,
-                   port, log=workdir / "server.log")  # fmt: skip
+    env = server_env(url, key_file, workdir)
+    server, port = start_server(env, workdir)
     target = f"http://127.0.0.1:{port}"
     script = check_in_script(workdir / "check-in.lua", credentials)
     try:

@@ -147,6 +147,26 @@ def start(
     raise RuntimeError(f"{argv} did not start")
 
 
+def server_env(url: str, key_file: Path, workdir: Path) -> dict[str, str]:
+    """Settings for a benchmarked server: no mail goes out, no retention run of its own."""
+    return {
+        "SMARTPROTECT_ENV": "development", "SMARTPROTECT_DATABASE_URL": url,
+        "SMARTPROTECT_SECRET_KEY": SECRET, "SMARTPROTECT_MASTER_KEY": encode_key(MASTER),
+        "SMARTPROTECT_COMMAND_SIGNING_KEY_FILE": str(key_file),
+        "SMARTPROTECT_MAIL_BACKEND": "smtp", "SMARTPROTECT_SMTP_PORT": "1",
+        "SMARTPROTECT_VAR_DIR": str(workdir / "var"),
+        "SMARTPROTECT_RETENTION_INTERVAL_SECONDS": "0",
+    }  # fmt: skip
+
+
+def start_server(env: dict[str, str], workdir: Path) -> tuple[subprocess.Popen, int]:
+    """`smartprotect serve` (one uvicorn worker) on a free port, its log in `workdir`."""
+    port = free_port()
+    server = start([sys.executable, "-m", "smartprotect", "serve", "--port", str(port)], env,
+                   port, log=workdir / "server.log")  # fmt: skip
+    return server, port
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -283,16 +303,7 @@ def main() -> None:
     bare = start([sys.executable, "-m", "uvicorn", "bench.bare:app", "--port", str(bare_port),
                   "--no-access-log", "--log-level", "warning"], {"PYTHONPATH": str(ROOT)},
                  bare_port, path="/")  # fmt: skip
-    port = free_port()
-    env = {
-        "SMARTPROTECT_ENV": "development", "SMARTPROTECT_DATABASE_URL": url,
-        "SMARTPROTECT_SECRET_KEY": SECRET, "SMARTPROTECT_MASTER_KEY": encode_key(MASTER),
-        "SMARTPROTECT_COMMAND_SIGNING_KEY_FILE": str(key_file),
-        "SMARTPROTECT_MAIL_BACKEND": "smtp", "SMARTPROTECT_SMTP_PORT": "1",
-        "SMARTPROTECT_VAR_DIR": str(workdir / "var"),
-    }  # fmt: skip
-    server = start([sys.executable, "-m", "smartprotect", "serve", "--port", str(port)], env,
-                   port, log=workdir / "server.log")  # fmt: skip
+    server, port = start_server(server_env(url, key_file, workdir), workdir)
     print(f"server log: {workdir / 'server.log'}", flush=True)
     try:
         # Both get exactly the same requests; rounds alternate, since the machine is noisy.
