@@ -116,13 +116,15 @@ class LoginAttempt(Model):
 
 register(Rule(Category.NAMES, User, User.names_provided_at, lambda ids: User.id.in_(ids),
               clear=("last_name", "first_name", "patronymic", "names_provided_at")))  # fmt: skip
-# The address and number are how the service reaches the user under the contract: an account
-# whose owner has not given them again for a year (signing in gives the address again) is
-# erased, after a reminder (retention.job).
+# The address is what the account exists by: an account whose owner has not given it again
+# for a year (signing in, confirming it on the personal data page) is erased whole, once the
+# owner was mailed a reminder long enough before (retention.job).
 register(Rule(Category.EMAIL, User, User.email_provided_at, lambda ids: User.id.in_(ids),
               erases_account=True))  # fmt: skip
+# The number is emptied (the column takes no NULL: an empty number means "not given").
 register(Rule(Category.PHONE, User, User.phone_provided_at, lambda ids: User.id.in_(ids),
-              erases_account=True))  # fmt: skip
+              clear=("phone", "phone_provided_at", "phone_verified_at"),
+              clear_to=(("phone", ""),)))  # fmt: skip
 register(Rule(Category.TECHNICAL, WebSession, WebSession.created_at,
               lambda ids: WebSession.user_id.in_(ids)))  # fmt: skip
 register(Rule(Category.TECHNICAL, EmailToken, EmailToken.created_at,

@@ -149,6 +149,7 @@ def register(
             body_text=body,
             clock=clock,
             kind=ACCOUNT_EXISTS_MAIL,
+            user_id=existing.id,
         )
         return None
 
@@ -281,7 +282,12 @@ def _send_verification(*, session: Session, user: User, clock: Clock, links: Lin
         hours=int(VERIFY_EMAIL_TTL.total_seconds() // 3600),
     )
     mail.enqueue(
-        session=session, recipient=user.email, subject=subject, body_text=body, clock=clock
+        session=session,
+        recipient=user.email,
+        subject=subject,
+        body_text=body,
+        clock=clock,
+        user_id=user.id,
     )
 
 
@@ -378,10 +384,10 @@ def request_email_change(
             hours=int(VERIFY_EMAIL_TTL.total_seconds() // 3600),
         )  # fmt: skip
         mail.enqueue(session=session, recipient=address, subject=subject, body_text=body,
-                     clock=clock)  # fmt: skip
+                     clock=clock, user_id=user.id)  # fmt: skip
     subject, body = render.render("email_change_requested", language=user.language)
     mail.enqueue(session=session, recipient=user.email, subject=subject, body_text=body,
-                 clock=clock)  # fmt: skip
+                 clock=clock, user_id=user.id)  # fmt: skip
 
 
 def confirm_email_change(
@@ -621,7 +627,12 @@ def request_password_reset(
         minutes=int(RESET_PASSWORD_TTL.total_seconds() // 60),
     )
     mail.enqueue(
-        session=session, recipient=user.email, subject=subject, body_text=body, clock=clock
+        session=session,
+        recipient=user.email,
+        subject=subject,
+        body_text=body,
+        clock=clock,
+        user_id=user.id,
     )
 
 

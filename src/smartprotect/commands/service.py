@@ -119,7 +119,12 @@ def _mail_owner(session: Session, device: Device, template: str, clock: Clock, l
         link=links.to(f"/devices/{device.id}", owner.language), **context,
     )  # fmt: skip
     mail.enqueue(
-        session=session, recipient=owner.email, subject=subject, body_text=body, clock=clock
+        session=session,
+        recipient=owner.email,
+        subject=subject,
+        body_text=body,
+        clock=clock,
+        user_id=owner.id,
     )
 
 

@@ -472,7 +472,12 @@ def notify_if_found(*, session: Session, device: Device, clock: Clock, links: Li
         link=links.to(f"/devices/{device.id}", owner.language),
     )  # fmt: skip
     mail.enqueue(
-        session=session, recipient=owner.email, subject=subject, body_text=body, clock=clock
+        session=session,
+        recipient=owner.email,
+        subject=subject,
+        body_text=body,
+        clock=clock,
+        user_id=owner.id,
     )
     device.found_notified_at = clock.now()
     return True

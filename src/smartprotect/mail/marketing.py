@@ -45,7 +45,7 @@ def user_id_of_token(*, secret: str, token: str) -> uuid.UUID | None:
     except ValueError:
         return None
     expected = unsubscribe_token(secret=secret, user_id=user_id).partition(".")[2]
-    return user_id if hmac.compare_digest(tag, expected) else None
+    return user_id if hmac.compare_digest(tag.encode(), expected.encode()) else None
 
 
 def unsubscribe_url(*, secret: str, links: Links, user: User) -> str:
@@ -79,6 +79,7 @@ def enqueue(
         session=session, recipient=user.email, subject=subject, body_text=f"{body}\n\n{footer}",
         clock=clock, kind=KIND,
         headers={"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": ONE_CLICK},
+        user_id=user.id,
     )  # fmt: skip
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import enum
+import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from smartprotect.db import Model, str_enum
@@ -24,6 +25,11 @@ class OutboxMessage(Model):
     __tablename__ = "outbox_messages"
     __table_args__ = (Index("ix_outbox_messages_status_next", "status", "next_attempt_at"),)
 
+    # The account the mail is for, so that it goes with the account (erasure) and a legal
+    # hold on the account can keep it; None for mail to an address no account has.
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
     recipient: Mapped[str] = mapped_column(String(254))
     subject: Mapped[str] = mapped_column(String(255))
     body_text: Mapped[str] = mapped_column(Text)
@@ -40,4 +46,5 @@ class OutboxMessage(Model):
 
 
 # Queued and sent mail names its recipient's address; it is kept by address, not account.
-register(Rule(Category.EMAIL, OutboxMessage, OutboxMessage.created_at, None))
+register(Rule(Category.EMAIL, OutboxMessage, OutboxMessage.created_at,
+              lambda ids: OutboxMessage.user_id.in_(ids)))  # fmt: skip

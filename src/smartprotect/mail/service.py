@@ -56,10 +56,13 @@ def enqueue(
     kind: str = Kind.TRANSACTIONAL,
     body_html: str | None = None,
     headers: dict[str, str] | None = None,
+    user_id: uuid.UUID | None = None,
 ) -> OutboxMessage:
-    """Queue a message; it is sent only if the surrounding transaction commits."""
+    """Queue a message (to a user's account, `user_id`, if it is theirs); it is sent only if
+    the surrounding transaction commits."""
     now = clock.now()
     message = OutboxMessage(
+        user_id=user_id,
         recipient=recipient,
         subject=subject,
         body_text=body_text,

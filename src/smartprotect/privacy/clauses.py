@@ -370,19 +370,19 @@ CLAUSES: tuple[Clause, ...] = (
             "tests/privacy/retention/test_accounts.py::"
             "test_an_account_is_reminded_then_erased_at_its_year",
             "tests/privacy/retention/test_accounts.py::"
-            "test_names_are_emptied_a_year_after_they_were_given",
+            "test_names_and_phone_are_emptied_a_year_after_they_were_given",
             _KEY_DESTROYED,
         ),
         reason=N_(
             "Every table holding user information declares its category and when each item "
             "was provided; every hour the server destroys what is older than 1 year (failed "
             "sign-ins after 15 minutes), except what a legal hold keeps, and audits the count "
-            "per category: locations, commands, passport data, other information, names and a "
-            "device's reported accounts (emptied), sessions, links, tokens, codes and mail. An "
-            "account whose email address and phone number were last given a year ago (signing "
-            "in gives the address again) is erased whole, after a reminder mailed 30 days "
-            "before. Missing: a time limit for the pseudonymous audit log and consent ledger, "
-            "kept as evidence."
+            "per category: locations, commands, passport data, other information, names, a "
+            "device's reported accounts and the phone number (emptied), sessions, links, "
+            "tokens, codes and mail. An account whose email address was last given a year ago "
+            "(signing in gives it again) is erased whole, once a reminder mailed to it is a "
+            "month old. Missing: a time limit for the pseudonymous audit log and consent "
+            "ledger, kept as evidence."
         ),
         evidence=("oldest_personal_data", "accounts_past_retention"),
     ),

@@ -279,9 +279,9 @@ def renew(*, session: Session, keyring: Keyring, user: User, clock: Clock) -> No
 
 
 def account_kept_until(user: User) -> datetime | None:
-    """When the account reaches its year unless its owner gives their details again."""
-    given = [d for d in (user.email_provided_at, user.phone_provided_at) if d is not None]
-    return min(given) + RETENTION if given else None
+    """When the account reaches its year unless its owner gives their address again (the
+    erasure itself waits until a reminder is a month old: retention.job)."""
+    return user.email_provided_at + RETENTION if user.email_provided_at else None
 
 
 def category_of(field: Field) -> Category:

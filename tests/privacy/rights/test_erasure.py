@@ -16,6 +16,7 @@ from smartprotect.commands.models import Command
 from smartprotect.devices.models import Device, DeviceLocation
 from smartprotect.errors import ValidationFailed
 from smartprotect.mail.links import Links
+from smartprotect.mail.models import OutboxMessage
 from smartprotect.privacy.keys import service as keys
 from smartprotect.privacy.retention import service as retention
 from smartprotect.privacy.retention.job import run_retention
@@ -24,7 +25,7 @@ from smartprotect.privacy.retention.rules import Category
 from smartprotect.privacy.rights import erasure
 from smartprotect.profile.models import ProfileItem
 from tests.conftest import TEST_SECRET
-from tests.helpers import PASSWORD, form_page
+from tests.helpers import PASSWORD, add_owner, form_page
 from tests.privacy.rights.test_export import _arrange
 
 EMAIL = "aigerim@example.kz"
@@ -118,3 +119,24 @@ def test_after_erasure_no_personal_string_is_in_the_database_files(signed_in, en
     after = _database_bytes(database_url)
     for text in PERSONAL:
         assert text.encode() not in after, text
+
+
+def test_erasure_takes_the_accounts_mail_and_nobody_elses(db, clock, keyring, aigerim):
+    from smartprotect.mail import service as mail
+
+    other = add_owner(db, clock=clock, keyring=keyring, email="daniyar@example.kz")
+    db.add(LoginAttempt(account_key=throttle_account_key(secret=keyring.secret,
+                                                         email=other.email),
+                        client_key="c" * 64, attempted_at=clock.now()))  # fmt: skip
+    # Mail to an address the account had before, and to another account's address.
+    mail.enqueue(session=db, recipient="old@example.kz", subject="s", body_text="b",
+                 clock=clock, user_id=aigerim.id)  # fmt: skip
+    mail.enqueue(session=db, recipient=other.email, subject="s", body_text="b", clock=clock,
+                 user_id=other.id)  # fmt: skip
+    # A pending address can be anyone's: naming another's must not reach their data.
+    aigerim.pending_email = other.email
+    db.commit()
+    erasure.erase_account(session=db, keyring=keyring, user=aigerim, clock=clock)
+    db.commit()
+    assert db.scalars(select(OutboxMessage.recipient)).all() == [other.email]
+    assert _count(db, LoginAttempt) == 1  # the other account's throttle stands

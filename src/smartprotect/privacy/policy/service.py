@@ -296,6 +296,7 @@ def notify_users(*, session: Session, revision: PolicyRevision, clock: Clock, li
             body_text=body,
             clock=clock,
             kind=POLICY_UPDATED_MAIL,
+            user_id=user.id,
         )
         count += 1
     return count

@@ -19,11 +19,10 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from smartprotect.accounts.models import User
 from smartprotect.audit import service as audit
 from smartprotect.audit.tags import Tag
 from smartprotect.clock import Clock
-from smartprotect.db import scrub, unit_of_work
+from smartprotect.db import read_only_session, scrub, unit_of_work
 from smartprotect.mail import render
 from smartprotect.mail import service as mail
 from smartprotect.mail.links import Links
@@ -104,7 +103,10 @@ def run_retention(
                 return None
     result = RetentionResult(dry_run=dry_run)
     try:
+        # Counting reads millions of rows: from a snapshot, without SQLite's write lock.
         with session_factory() as session:
+            engine = session.get_bind()
+        with read_only_session(engine) as session:
             held = service.held_subjects(session=session, now=now)
             for rule in rules():
                 found = service.due(
@@ -122,7 +124,7 @@ def run_retention(
                 table.destroyed = _erase_accounts(session_factory, keyring, clock, table.rule,
                                                   now, holder)  # fmt: skip
             else:
-                table.destroyed = _destroy(session_factory, clock, table, held, now, holder,
+                table.destroyed = _destroy(session_factory, clock, table, now, holder,
                                            chunk)  # fmt: skip
         with unit_of_work(session_factory) as session:
             result.held_records_destroyed = service.destroy_unheld_records(
@@ -145,12 +147,14 @@ def run_retention(
     return result
 
 
-def _destroy(session_factory, clock, table: TableResult, held, now, holder, chunk) -> int:
+def _destroy(session_factory, clock, table: TableResult, now, holder, chunk) -> int:
     rule = table.rule
     destroyed = 0
     while True:
         started = time.monotonic()
         with unit_of_work(session_factory) as session:
+            # Holds are read again for every chunk: one placed during a long run counts at once.
+            held = service.held_subjects(session=session, now=clock.now())
             count = service.destroy_due(
                 session=session, rule=rule, now=now, held=held.get(rule.category, ()),
                 limit=chunk,
@@ -170,28 +174,33 @@ def _remind(session_factory, keyring: Keyring, clock: Clock, links: Links, now) 
     with unit_of_work(session_factory) as session:
         users = service.accounts_to_remind(session=session, now=now, notice=RENEWAL_NOTICE)
         for user in users:
-            ends = min(d for d in (user.email_provided_at, user.phone_provided_at) if d) + RETENTION
+            # Never sooner than RENEWAL_NOTICE from now (an account past its year when this
+            # began is told first, and erased a notice later).
+            ends = max(user.email_provided_at + RETENTION, now + RENEWAL_NOTICE)
             subject, body = render.render(
                 "renewal_reminder", language=user.language, date=ends.strftime("%Y-%m-%d"),
                 link=links.to("/account/profile#renew", user.language),
             )  # fmt: skip
             mail.enqueue(session=session, recipient=user.email, subject=subject, body_text=body,
-                         clock=clock)  # fmt: skip
+                         clock=clock, user_id=user.id)  # fmt: skip
             user.renewal_reminded_at = now
         return len(users)
 
 
 def _erase_accounts(session_factory, keyring: Keyring, clock: Clock, rule, now, holder) -> int:
-    """Erase, one transaction each, the accounts whose `rule` item is past its time."""
+    """Erase, one transaction each, the accounts whose address is past its time and whose
+    owners were told at least RENEWAL_NOTICE before."""
     from smartprotect.privacy.rights import erasure
 
     erased = 0
     while True:
         with unit_of_work(session_factory) as session:
-            ids = service.accounts_due(session=session, rule=rule, now=now, limit=ACCOUNTS_CHUNK)
+            ids = service.accounts_due(session=session, rule=rule, now=now,
+                                       notice=RENEWAL_NOTICE, limit=ACCOUNTS_CHUNK)  # fmt: skip
         for user_id in ids:
             with unit_of_work(session_factory) as session:
-                user = session.get(User, user_id)
+                user = service.lock_if_due(session=session, rule=rule, user_id=user_id,
+                                           now=now, notice=RENEWAL_NOTICE)  # fmt: skip
                 if user is not None:
                     erasure.erase_account(session=session, keyring=keyring, user=user,
                                           clock=clock)  # fmt: skip

@@ -151,7 +151,9 @@ def destroy_due(
     # By primary key, a bounded number at a time, so that each transaction stays short.
     chosen = select(rule.model.id).where(*_due_unheld(rule, now, held)).limit(limit)
     statement = (
-        update(rule.model).values(dict.fromkeys(rule.clear)) if rule.clear else delete(rule.model)
+        update(rule.model).values({**dict.fromkeys(rule.clear), **dict(rule.clear_to)})
+        if rule.clear
+        else delete(rule.model)
     )
     result = session.execute(
         statement.where(rule.model.id.in_(chosen)),
@@ -168,19 +170,44 @@ def _due_unheld(rule: Rule, now: datetime, held: Collection[uuid.UUID]) -> list:
     return conditions
 
 
-def accounts_due(*, session: Session, rule: Rule, now: datetime, limit: int) -> list[uuid.UUID]:
-    """Accounts whose contact item (`rule`, one that erases the account) is past its time."""
-    return list(session.scalars(select(rule.model.id).where(_expired(rule, now)).limit(limit)))
+def _erasable(rule: Rule, now: datetime, notice: timedelta) -> list:
+    from smartprotect.accounts.models import User
+
+    # Past its time, and its owner was mailed at least `notice` ago (and did nothing since:
+    # giving the address again moves it out of `_expired`).
+    return [_expired(rule, now), User.renewal_reminded_at.is_not(None),
+            User.renewal_reminded_at <= now - notice]  # fmt: skip
+
+
+def accounts_due(
+    *, session: Session, rule: Rule, now: datetime, notice: timedelta, limit: int
+) -> list[uuid.UUID]:
+    """Accounts to erase: their address (`rule`) is past its time, and they were told."""
+    return list(session.scalars(
+        select(rule.model.id).where(*_erasable(rule, now, notice)).limit(limit)))  # fmt: skip
+
+
+def lock_if_due(
+    *, session: Session, rule: Rule, user_id: uuid.UUID, now: datetime, notice: timedelta
+):
+    """The account, locked, if it is still to be erased in this transaction; else None (its
+    owner signed in or confirmed their details since it was listed)."""
+    return session.scalar(
+        select(rule.model).where(rule.model.id == user_id, *_erasable(rule, now, notice))
+        .with_for_update()
+    )  # fmt: skip
 
 
 def accounts_to_remind(*, session: Session, now: datetime, notice: timedelta) -> list:
-    """Accounts whose address or number reaches its time within `notice`, not told lately."""
+    """Accounts whose address reaches its time within `notice`, and not told since it was
+    last given."""
     from smartprotect.accounts.models import User
 
     soon = now + notice - RETENTION
     return list(session.scalars(select(User).where(
-        or_(User.email_provided_at <= soon, User.phone_provided_at <= soon),
-        or_(User.renewal_reminded_at.is_(None), User.renewal_reminded_at < now - notice),
+        User.email_provided_at <= soon,
+        or_(User.renewal_reminded_at.is_(None),
+            User.renewal_reminded_at < User.email_provided_at),
     )))  # fmt: skip
 
 

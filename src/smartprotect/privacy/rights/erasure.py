@@ -84,13 +84,17 @@ def erase_account(*, session: Session, keyring: Keyring, user: User, clock: Cloc
     keys.destroy_key(session=session, subject_id=user.id, clock=clock)
     audit.record_event(session=session, clock=clock, action=Tag.KEY_DESTROYED, actor=actor,
                        secret=keyring.secret, subject_id=user.id)  # fmt: skip
-    addresses = [a for a in (user.email, user.pending_email) if a]
-    session.execute(delete(OutboxMessage).where(OutboxMessage.recipient.in_(addresses)),
-                    execution_options={"synchronize_session": False})  # fmt: skip
+    # The account's mail goes with it (to any address it had); mail queued to its current
+    # address before mail was filed by account, too. Not by a pending address: that one is
+    # unconfirmed, and may be anyone's.
     session.execute(
-        delete(LoginAttempt).where(or_(*(
-            LoginAttempt.account_key == throttle_account_key(secret=keyring.secret, email=a)
-            for a in addresses))),
+        delete(OutboxMessage).where(
+            or_(OutboxMessage.user_id == user.id, OutboxMessage.recipient == user.email)),
+        execution_options={"synchronize_session": False},
+    )  # fmt: skip
+    session.execute(
+        delete(LoginAttempt).where(LoginAttempt.account_key == throttle_account_key(
+            secret=keyring.secret, email=user.email)),
         execution_options={"synchronize_session": False},
     )  # fmt: skip
     # Sessions, tokens, profile items, devices with their locations and commands go with it.
