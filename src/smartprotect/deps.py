@@ -34,8 +34,11 @@ def get_db(
         yield session
         session.commit()
         request.app.state.after_commit(session)
-    except BaseException:
-        session.rollback()
+    except BaseException as exc:
+        if getattr(exc, "keeps_transaction", False):
+            session.commit()  # e.g. a wrong password: the failed attempt must count
+        else:
+            session.rollback()
         raise
     finally:
         session.close()

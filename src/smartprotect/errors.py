@@ -31,6 +31,20 @@ class ValidationFailed(SmartProtectError):
         self.errors = dict(errors)
 
 
+class PasswordIncorrect(ValidationFailed):
+    """A signed-in user re-entered a wrong password (to change their address, erase their
+    account, wipe a device). The failed attempt is recorded for the throttle, so this
+    error's transaction is committed, not rolled back."""
+
+    keeps_transaction = True
+
+
+def rollback_unless_kept(session, exc: BaseException) -> None:
+    """Roll back after an error, unless the error's writes must stand."""
+    if not getattr(exc, "keeps_transaction", False):
+        session.rollback()
+
+
 class NotAuthenticated(SmartProtectError):
     status_code = 401
     title = "Not authenticated"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from smartprotect.accounts.models import User
 from smartprotect.audit.models import AuditEvent
@@ -128,3 +128,19 @@ def test_signing_in_gives_the_address_again(signed_in, db, clock):
     assert login_via_web(signed_in, EMAIL).status_code == 303
     db.expire_all()
     assert db.scalar(select(User.email_provided_at)) == clock.now()
+
+
+def test_re_entered_passwords_are_throttled_like_sign_ins(signed_in, db):
+    from smartprotect.accounts.models import LoginAttempt
+
+    for _ in range(5):
+        response = _post(signed_in, PAGE + "/email", email="new@example.kz", password="guess 1")
+        assert response.status_code == 422 and "The password is incorrect." in response.text
+    db.expire_all()
+    assert db.scalar(select(func.count()).select_from(LoginAttempt)) == 5  # they were kept
+    # A stolen session cannot go on guessing: even the right password waits now.
+    response = _post(signed_in, "/account/delete", password=PASSWORD)
+    assert response.status_code == 422 and "Too many wrong passwords" in response.text
+    db.expire_all()
+    assert db.scalar(select(User.pending_email)) is None
+    assert db.scalar(select(func.count()).select_from(User)) == 1

@@ -26,6 +26,7 @@ from smartprotect.errors import (
     Conflict,
     NotAuthenticated,
     NotFound,
+    PasswordIncorrect,
     PermissionDenied,
     TooManyAttempts,
     ValidationFailed,
@@ -345,6 +346,31 @@ def verify_email(*, session: Session, raw_token: str, clock: Clock, keyring: Key
     return user
 
 
+# The sign-in throttle's client key for passwords re-entered by a signed-in user.
+REENTRY_CLIENT = "password-re-entry"
+
+
+def confirm_password(
+    *, session: Session, keyring: Keyring, user: User, password: str, clock: Clock
+) -> None:
+    """Check a password a signed-in user re-enters before a grave step (a new address,
+    erasing the account, wiping a device), throttled like signing in: a stolen session must
+    not become unlimited guesses at the password."""
+    now = clock.now()
+    account_key = throttle_account_key(secret=keyring.secret, email=user.email)
+    client_key = keyed_hash(secret=keyring.secret, purpose="login-client", value=REENTRY_CLIENT)
+    try:
+        _check_throttle(session=session, account_key=account_key, client_key=client_key, now=now)
+    except TooManyAttempts:
+        raise PasswordIncorrect(
+            {"password": N_("Too many wrong passwords: try again in 15 minutes.")}
+        ) from None
+    if not verify_password(user.password_hash, password):
+        session.add(LoginAttempt(account_key=account_key, client_key=client_key, attempted_at=now))
+        session.flush()
+        raise PasswordIncorrect({"password": N_("The password is incorrect.")})
+
+
 def request_email_change(
     *,
     session: Session,
@@ -357,8 +383,7 @@ def request_email_change(
 ) -> None:
     """Start changing the account's address: confirmed by the password, then by a link
     mailed to the new address. The old address is told, and stays in use until then."""
-    if not verify_password(user.password_hash, password):
-        raise ValidationFailed({"password": N_("The password is incorrect.")})
+    confirm_password(session=session, keyring=keyring, user=user, password=password, clock=clock)
     try:
         address = normalise_email(new_email)
     except ValueError as exc:

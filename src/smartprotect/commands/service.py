@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from smartprotect.accounts import service as accounts
 from smartprotect.accounts.models import User
 from smartprotect.audit import service as audit
 from smartprotect.audit.tags import Tag
@@ -20,14 +21,19 @@ from smartprotect.commands import notify
 from smartprotect.commands.models import TERMINAL, TRANSITIONS, Command, Kind, State
 from smartprotect.devices import service as devices
 from smartprotect.devices.models import Capability, Device
-from smartprotect.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from smartprotect.errors import (
+    Conflict,
+    NotFound,
+    PasswordIncorrect,
+    PermissionDenied,
+    ValidationFailed,
+)
 from smartprotect.i18n import N_
 from smartprotect.mail import render
 from smartprotect.mail import service as mail
 from smartprotect.mail.links import Links
 from smartprotect.privacy.keys import service as keys
 from smartprotect.privacy.keys.master import Keyring
-from smartprotect.security import verify_password
 
 COMMAND_TTL = timedelta(days=7)
 DESTRUCTIVE = frozenset({Kind.WIPE})
@@ -155,13 +161,19 @@ def issue(
             raise ValidationFailed({"message": N_("Use at most 200 characters.")})
         params = {"message": (message or "").strip(), "phone": (phone or "").strip()}
     if kind is Kind.WIPE:
-        errors = {}
-        if not verify_password(user.password_hash, password or ""):
-            errors["password"] = N_("The password is incorrect.")
+        errors: dict[str, str] = {}
+        password_wrong = False
+        try:
+            accounts.confirm_password(session=session, keyring=keyring, user=user,
+                                      password=password or "", clock=clock)  # fmt: skip
+        except PasswordIncorrect as exc:
+            errors.update(exc.errors)
+            password_wrong = True
         if (confirm_name or "").strip() != device.name:
             errors["confirm_name"] = N_("Type the device's name exactly as shown.")
         if errors:
-            raise ValidationFailed(errors)
+            # A wrong password must stay counted by the throttle (PasswordIncorrect is kept).
+            raise (PasswordIncorrect if password_wrong else ValidationFailed)(errors)
     now = clock.now()
     _expire(session=session, device=device, now=now)
     if kind in DESTRUCTIVE and session.scalar(

@@ -20,20 +20,17 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from smartprotect.accounts.models import LoginAttempt, User
-from smartprotect.accounts.service import throttle_account_key, user_actor
+from smartprotect.accounts.service import confirm_password, throttle_account_key, user_actor
 from smartprotect.audit import service as audit
 from smartprotect.audit.tags import Tag
 from smartprotect.clock import Clock
 from smartprotect.db import request_scrub
-from smartprotect.errors import ValidationFailed
-from smartprotect.i18n import N_
 from smartprotect.mail.models import OutboxMessage
 from smartprotect.privacy.keys import service as keys
 from smartprotect.privacy.keys.master import Keyring
 from smartprotect.privacy.retention.models import HeldRecord, LegalHold
 from smartprotect.privacy.retention.rules import Category
 from smartprotect.privacy.rights.export import document, stream_json
-from smartprotect.security import verify_password
 
 
 @dataclass(frozen=True)
@@ -55,8 +52,7 @@ def close_account(
     *, session: Session, keyring: Keyring, user: User, password: str, clock: Clock
 ) -> ErasureReport:
     """Erase an account at its owner's request, confirmed by their password."""
-    if not verify_password(user.password_hash, password):
-        raise ValidationFailed({"password": N_("The password is incorrect.")})
+    confirm_password(session=session, keyring=keyring, user=user, password=password, clock=clock)
     return erase_account(session=session, keyring=keyring, user=user, clock=clock)
 
 

@@ -16,7 +16,7 @@ from smartprotect.deps import ClockDep, DbSession, KeyringDep, SettingsDep
 from smartprotect.devices import service as devices
 from smartprotect.devices.models import Capability
 from smartprotect.devices.schemas import EnrollmentCodeCreate
-from smartprotect.errors import ValidationFailed
+from smartprotect.errors import ValidationFailed, rollback_unless_kept
 from smartprotect.i18n import N_
 from smartprotect.mail.links import Links
 from smartprotect.privacy.consent.purposes import TERMS
@@ -199,7 +199,7 @@ def issue_command(
             confirm_name=form.get("confirm_name"),
         )  # fmt: skip
     except ValidationFailed as exc:
-        db.rollback()
+        rollback_unless_kept(db, exc)
         values = {"message": form.get("message", ""), "phone": form.get("phone", "")}
         return _device_page(
             request, db, settings, keyring, user, device, errors=exc.errors, values=values,

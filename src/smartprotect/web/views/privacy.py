@@ -14,7 +14,7 @@ from smartprotect.deps import (
     SettingsDep,
     client_address,
 )
-from smartprotect.errors import NotFound, PermissionDenied, ValidationFailed
+from smartprotect.errors import NotFound, PermissionDenied, ValidationFailed, rollback_unless_kept
 from smartprotect.i18n import N_
 from smartprotect.privacy.consent import service as consent
 from smartprotect.privacy.consent.models import Channel, Purpose
@@ -133,7 +133,7 @@ def close_account(
             session=db, user=user, password=form.get("password", ""), keyring=keyring, clock=clock
         )
     except ValidationFailed as exc:
-        db.rollback()
+        rollback_unless_kept(db, exc)
         return _review_page(
             request, db, settings, user, declined=True, errors=exc.errors, status_code=422
         )

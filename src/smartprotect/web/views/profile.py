@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from smartprotect.accounts import service as accounts
 from smartprotect.deps import ClockDep, DbSession, KeyringDep, SettingsDep
-from smartprotect.errors import Conflict, NotFound, ValidationFailed
+from smartprotect.errors import Conflict, NotFound, ValidationFailed, rollback_unless_kept
 from smartprotect.i18n import N_
 from smartprotect.privacy.retention.rules import RETENTION
 from smartprotect.privacy.rights import erasure
@@ -44,8 +44,8 @@ def profile_page(
     return _page(request, db, settings, keyring, user)
 
 
-def _invalid(request, db, settings, keyring, user, form, values, errors) -> Response:
-    db.rollback()
+def _invalid(request, db, settings, keyring, user, form, values, errors, exc=None) -> Response:
+    rollback_unless_kept(db, exc)
     return _page(request, db, settings, keyring, user, form=form, values=values, errors=errors,
                  status_code=422)  # fmt: skip
 
@@ -82,7 +82,7 @@ def change_email(request: Request, form: CheckedForm, db: DbSession, settings: S
             links=accounts.Links(base_url=settings.base_url),
         )  # fmt: skip
     except ValidationFailed as exc:
-        return _invalid(request, db, settings, keyring, user, "email", form, exc.errors)
+        return _invalid(request, db, settings, keyring, user, "email", form, exc.errors, exc)
     return redirect(request, "/account/profile", query="done=email")
 
 
@@ -174,5 +174,5 @@ def delete_account(
         report = erasure.close_account(session=db, keyring=keyring, user=user, clock=clock,
                                        password=form.get("password", ""))  # fmt: skip
     except ValidationFailed as exc:
-        return _invalid(request, db, settings, keyring, user, "delete", {}, exc.errors)
+        return _invalid(request, db, settings, keyring, user, "delete", {}, exc.errors, exc)
     return closed_page(request, settings, report)
