@@ -204,3 +204,17 @@ def test_every_table_has_a_retention_rule_or_a_reason_not_to():
     assert not ruled & set(EXEMPT), "a table is both ruled and exempt"
     assert tables - ruled - set(EXEMPT) == set(), "decide how long these tables keep data"
     assert all(rule.keep <= RETENTION for rule in rules())
+
+
+def test_a_run_asked_to_stop_ends_between_chunks_and_leaves_the_lease(
+    db, session_factory, clock, two_owners
+):
+    from smartprotect.privacy.retention.job import Stopped
+
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Stopped):
+        _run(session_factory, clock, chunk=1, stop=stop)
+    assert _run(session_factory, clock) is not None  # the lease was given back
+    db.expire_all()
+    assert db.scalar(select(func.count()).select_from(DeviceLocation)) == 2

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -86,12 +87,14 @@ def run_retention(
     actor: str = audit.SYSTEM,
     dry_run: bool = False,
     chunk: int = CHUNK,
+    stop: threading.Event | None = None,
 ) -> RetentionResult | None:
     """Destroy everything past its retention that no legal hold spares, and audit the count
     per category; None if another runner holds the job. A dry run only counts.
 
-    Accounts whose address or number was last given a year ago are erased whole; their
-    owners are mailed `RENEWAL_NOTICE` before, with a link to give them again."""
+    Accounts whose address was last given a year ago are erased whole, once a reminder
+    mailed to it is `RENEWAL_NOTICE` old. Setting `stop` ends the run after the current
+    chunk (a server shutting down); the next run finishes the work."""
     secret = keyring.secret
     now = clock.now()  # one cut-off for the whole run
     holder = runner_name()
@@ -117,15 +120,19 @@ def run_retention(
                 )
         if dry_run:
             return result
+        _renew(session_factory, clock, holder)  # counting may have taken a while
         result.reminded = _remind(session_factory, keyring, clock, links, now)
+        _renew(session_factory, clock, holder)
         for table in result.tables:
+            if stop is not None and stop.is_set():
+                raise Stopped
             if table.rule.erases_account:
                 table.held = 0  # erasure itself keeps what a hold holds, in a held record
                 table.destroyed = _erase_accounts(session_factory, keyring, clock, table.rule,
                                                   now, holder)  # fmt: skip
             else:
                 table.destroyed = _destroy(session_factory, clock, table, now, holder,
-                                           chunk)  # fmt: skip
+                                           chunk, stop)  # fmt: skip
         with unit_of_work(session_factory) as session:
             result.held_records_destroyed = service.destroy_unheld_records(
                 session=session, clock=clock
@@ -147,7 +154,18 @@ def run_retention(
     return result
 
 
-def _destroy(session_factory, clock, table: TableResult, now, holder, chunk) -> int:
+class Stopped(Exception):
+    """The run was asked to stop between chunks."""
+
+
+def _renew(session_factory, clock: Clock, holder: str) -> None:
+    with unit_of_work(session_factory) as session:
+        if not service.take_lease(session=session, name=LEASE_NAME, holder=holder,
+                                  now=clock.now(), ttl=LEASE_TTL):  # fmt: skip
+            raise service.LeaseLost(LEASE_NAME)
+
+
+def _destroy(session_factory, clock, table: TableResult, now, holder, chunk, stop=None) -> int:
     rule = table.rule
     destroyed = 0
     while True:
@@ -166,6 +184,8 @@ def _destroy(session_factory, clock, table: TableResult, now, holder, chunk) -> 
         destroyed += count
         if count < chunk:
             return destroyed
+        if stop is not None and stop.is_set():
+            raise Stopped
         time.sleep((time.monotonic() - started) * REST)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from contextlib import suppress
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -11,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from smartprotect.clock import Clock
 from smartprotect.mail.links import Links
 from smartprotect.privacy.keys.master import Keyring
-from smartprotect.privacy.retention.job import run_retention
+from smartprotect.privacy.retention.job import Stopped, run_retention
 
 # Soon after start, so that an instance restarted more often than the interval still runs it.
 FIRST_RUN_DELAY_SECONDS = 30.0
@@ -35,6 +36,8 @@ class RetentionScheduler:
         self._links = links
         self._interval = interval_seconds
         self._task: asyncio.Task | None = None
+        # A run works in a thread, which cancelling the task cannot stop: this can.
+        self._stop = threading.Event()
         self.runs = 0
 
     async def start(self) -> None:
@@ -42,6 +45,7 @@ class RetentionScheduler:
             self._task = asyncio.get_running_loop().create_task(self._loop(), name="retention")
 
     async def stop(self) -> None:
+        self._stop.set()
         if self._task is not None:
             self._task.cancel()
             with suppress(asyncio.CancelledError):
@@ -55,8 +59,10 @@ class RetentionScheduler:
                 # In a thread: each chunk waits for the database, which the loop must not.
                 result = await asyncio.to_thread(
                     run_retention, session_factory=self._factory, clock=self._clock,
-                    keyring=self._keyring, links=self._links,
+                    keyring=self._keyring, links=self._links, stop=self._stop,
                 )  # fmt: skip
+            except Stopped:
+                return
             except Exception:
                 log.exception("the retention run failed; the next one finishes its work")
             else:
