@@ -143,14 +143,13 @@ def register(
             login_link=links.to("/login", existing.language),
             reset_link=links.to("/password-reset", existing.language),
         )
-        mail.enqueue(
+        mail.enqueue_for(
             session=session,
-            recipient=existing.email,
+            user=existing,
             subject=subject,
             body_text=body,
             clock=clock,
             kind=ACCOUNT_EXISTS_MAIL,
-            user_id=existing.id,
         )
         return None
 
@@ -282,14 +281,7 @@ def _send_verification(*, session: Session, user: User, clock: Clock, links: Lin
         link=links.to(f"/verify-email/{raw}", user.language),
         hours=int(VERIFY_EMAIL_TTL.total_seconds() // 3600),
     )
-    mail.enqueue(
-        session=session,
-        recipient=user.email,
-        subject=subject,
-        body_text=body,
-        clock=clock,
-        user_id=user.id,
-    )
+    mail.enqueue_for(session=session, user=user, subject=subject, body_text=body, clock=clock)
 
 
 def resend_verification(*, session: Session, email: str, clock: Clock, links: Links) -> None:
@@ -411,8 +403,7 @@ def request_email_change(
         mail.enqueue(session=session, recipient=address, subject=subject, body_text=body,
                      clock=clock, user_id=user.id)  # fmt: skip
     subject, body = render.render("email_change_requested", language=user.language)
-    mail.enqueue(session=session, recipient=user.email, subject=subject, body_text=body,
-                 clock=clock, user_id=user.id)  # fmt: skip
+    mail.enqueue_for(session=session, user=user, subject=subject, body_text=body, clock=clock)
 
 
 def confirm_email_change(
@@ -651,14 +642,7 @@ def request_password_reset(
         link=links.to(f"/password-reset/{raw}", user.language),
         minutes=int(RESET_PASSWORD_TTL.total_seconds() // 60),
     )
-    mail.enqueue(
-        session=session,
-        recipient=user.email,
-        subject=subject,
-        body_text=body,
-        clock=clock,
-        user_id=user.id,
-    )
+    mail.enqueue_for(session=session, user=user, subject=subject, body_text=body, clock=clock)
 
 
 def check_reset_token(*, session: Session, raw_token: str, clock: Clock) -> None:

@@ -124,14 +124,7 @@ def _mail_owner(session: Session, device: Device, template: str, clock: Clock, l
         template, language=owner.language, device=device.name,
         link=links.to(f"/devices/{device.id}", owner.language), **context,
     )  # fmt: skip
-    mail.enqueue(
-        session=session,
-        recipient=owner.email,
-        subject=subject,
-        body_text=body,
-        clock=clock,
-        user_id=owner.id,
-    )
+    mail.enqueue_for(session=session, user=owner, subject=subject, body_text=body, clock=clock)
 
 
 def issue(

@@ -471,14 +471,7 @@ def notify_if_found(*, session: Session, device: Device, clock: Clock, links: Li
         "device_found", language=owner.language, device=device.name,
         link=links.to(f"/devices/{device.id}", owner.language),
     )  # fmt: skip
-    mail.enqueue(
-        session=session,
-        recipient=owner.email,
-        subject=subject,
-        body_text=body,
-        clock=clock,
-        user_id=owner.id,
-    )
+    mail.enqueue_for(session=session, user=owner, subject=subject, body_text=body, clock=clock)
     device.found_notified_at = clock.now()
     return True
 

@@ -80,6 +80,21 @@ def enqueue(
     return message
 
 
+def enqueue_for(
+    *,
+    session: Session,
+    user,
+    subject: str,
+    body_text: str,
+    clock: Clock,
+    kind: str = Kind.TRANSACTIONAL,
+) -> OutboxMessage:
+    """Queue a message to an account's address, filed under the account (so it goes with
+    the account, and a legal hold on it keeps it)."""
+    return enqueue(session=session, recipient=user.email, subject=subject, body_text=body_text,
+                   clock=clock, kind=kind, user_id=user.id)  # fmt: skip
+
+
 def recently_sent(*, session: Session, recipient: str, kind: str, since) -> bool:
     """Whether a message of this kind was queued for this recipient since then."""
     count = session.scalar(

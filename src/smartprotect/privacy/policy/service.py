@@ -289,14 +289,13 @@ def notify_users(*, session: Session, revision: PolicyRevision, clock: Clock, li
             version=revision.version,
             link=links.to("/privacy/review", user.language),
         )
-        mail.enqueue(
+        mail.enqueue_for(
             session=session,
-            recipient=user.email,
+            user=user,
             subject=subject,
             body_text=body,
             clock=clock,
             kind=POLICY_UPDATED_MAIL,
-            user_id=user.id,
         )
         count += 1
     return count

@@ -201,8 +201,9 @@ def _remind(session_factory, keyring: Keyring, clock: Clock, links: Links, now) 
                 "renewal_reminder", language=user.language, date=ends.strftime("%Y-%m-%d"),
                 link=links.to("/account/profile#renew", user.language),
             )  # fmt: skip
-            mail.enqueue(session=session, recipient=user.email, subject=subject, body_text=body,
-                         clock=clock, user_id=user.id)  # fmt: skip
+            mail.enqueue_for(
+                session=session, user=user, subject=subject, body_text=body, clock=clock
+            )
             user.renewal_reminded_at = now
         return len(users)
 
