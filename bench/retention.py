@@ -85,6 +85,8 @@ def load_rows(url: str, device_ids: list[str], rows: int) -> float:
                 for i in range(rows):
                     row_id = uuid.UUID(f"{millis + i // 1000:012x}7000{i:016x}")
                     copy.write_row((row_id, devices[i % len(devices)], received, received, sealed))
+            connection.commit()
+            connection.autocommit = True  # VACUUM runs outside a transaction
             connection.execute("VACUUM ANALYZE device_locations")
     return time.monotonic() - started
 
