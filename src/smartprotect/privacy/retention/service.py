@@ -149,7 +149,15 @@ def destroy_due(
     if rule.erases_account:
         raise ValueError("accounts are erased whole: retention.job erases them")
     # By primary key, a bounded number at a time, so that each transaction stays short.
-    chosen = select(rule.model.id).where(*_due_unheld(rule, now, held)).limit(limit)
+    # Oldest first, through the provided-at index. Without the order, PostgreSQL read the
+    # table from its start, past every row the earlier chunks had deleted (not yet vacuumed):
+    # each chunk slower than the last (10 million rows: from 16,000 rows/s down to 3,000).
+    chosen = (
+        select(rule.model.id)
+        .where(*_due_unheld(rule, now, held))
+        .order_by(rule.provided_at)
+        .limit(limit)
+    )
     statement = (
         update(rule.model).values({**dict.fromkeys(rule.clear), **dict(rule.clear_to)})
         if rule.clear
