@@ -21,24 +21,18 @@ import os
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 # The sibling benchmark's helpers (this script's folder is on the path when it runs).
 from run import (
     check_in_script,
-    database,
-    prepare,
-    raise_file_limit,
     server_env,
+    set_up,
     start_server,
     wrk,
 )
-
-from smartprotect.signing import create as create_signing_key
 
 AGE = timedelta(days=400)
 LOAD_BATCH = 200_000
@@ -98,13 +92,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--postgres", action="store_true")
     options = parser.parse_args()
-    raise_file_limit()
-    workdir = Path(tempfile.mkdtemp(prefix="sp-bench-retention-"))
-    url = database(workdir, options.postgres)
-    key_file = workdir / "command.key"
-    create_signing_key(key_file)
-    print(f"preparing {options.devices} devices on {url.split(':')[0]}...", flush=True)
-    credentials, _token, device_ids = prepare(url, options.devices, key_file)
+    workdir, url, key_file, (credentials, _token, device_ids) = set_up(
+        "sp-bench-retention-", postgres=options.postgres, devices=options.devices
+    )
     print(f"loading {options.rows:,} expired location rows...", flush=True)
     results: dict[str, object] = {"engine": url.split(":")[0].split("+")[0], "rows": options.rows,
                                   "cores": os.cpu_count()}  # fmt: skip

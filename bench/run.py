@@ -147,6 +147,18 @@ def start(
     raise RuntimeError(f"{argv} did not start")
 
 
+def set_up(prefix: str, *, postgres: bool, devices: int):
+    """A working folder, a migrated database with `devices` enrolled devices, and the
+    command-signing key: (folder, database URL, key file, `prepare`'s result)."""
+    raise_file_limit()
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    url = database(workdir, postgres)
+    key_file = workdir / "command.key"
+    create_signing_key(key_file)
+    print(f"preparing {devices} devices on {url.split(':')[0]}...", flush=True)
+    return workdir, url, key_file, prepare(url, devices, key_file)
+
+
 def server_env(url: str, key_file: Path, workdir: Path) -> dict[str, str]:
     """Settings for a benchmarked server: no mail goes out, no retention run of its own."""
     return {
@@ -289,13 +301,9 @@ def main() -> None:
     parser.add_argument("--postgres", action="store_true")
     parser.add_argument("--rounds", type=int, default=3)
     options = parser.parse_args()
-    raise_file_limit()
-    workdir = Path(tempfile.mkdtemp(prefix="sp-bench-"))
-    url = database(workdir, options.postgres)
-    key_file = workdir / "command.key"
-    create_signing_key(key_file)
-    print(f"preparing {options.agents} devices on {url.split(':')[0]}...", flush=True)
-    credentials, token, device_ids = prepare(url, options.agents, key_file)
+    workdir, url, key_file, (credentials, token, device_ids) = set_up(
+        "sp-bench-", postgres=options.postgres, devices=options.agents
+    )
 
     results: dict[str, object] = {"engine": "postgresql" if options.postgres else "sqlite",
                                   "cores": os.cpu_count(), "agents": options.agents}  # fmt: skip

@@ -25,7 +25,7 @@ from smartprotect.i18n import N_
 from smartprotect.privacy.keys import service as keys
 from smartprotect.privacy.keys.master import Keyring
 from smartprotect.privacy.retention.rules import RETENTION, Category
-from smartprotect.profile.models import CATEGORY_OF, PASSPORT_FIELDS, Field, ProfileItem
+from smartprotect.profile.models import PASSPORT_FIELDS, Field, ProfileItem
 from smartprotect.profile.schemas import EARLIEST_ISSUE, NamesUpdate, PassportUpdate
 
 MASK = "•"
@@ -282,7 +282,3 @@ def account_kept_until(user: User) -> datetime | None:
     """When the account reaches its year unless its owner gives their address again (the
     erasure itself waits until a reminder is a month old: retention.job)."""
     return user.email_provided_at + RETENTION if user.email_provided_at else None
-
-
-def category_of(field: Field) -> Category:
-    return CATEGORY_OF[field]

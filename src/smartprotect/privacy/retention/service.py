@@ -7,7 +7,7 @@ job (`job.py`) decides the transactions.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -276,7 +276,3 @@ def release_lease(*, session: Session, name: str, holder: str) -> None:
         delete(JobLease).where(JobLease.name == name, JobLease.holder == holder),
         execution_options={"synchronize_session": False},
     )
-
-
-def categories_of(rules: Iterable[Rule]) -> list[Category]:
-    return sorted({rule.category for rule in rules})
