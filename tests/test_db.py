@@ -102,3 +102,30 @@ def test_time_ordered_ids_are_version_7_and_sort_by_creation(monkeypatch):
     assert first < second  # a millisecond later sorts later, whatever the random bits
     monkeypatch.undo()
     assert len({time_ordered_id().int & (1 << 62) - 1 for _ in range(1000)}) == 1000
+
+
+def test_scrub_empties_the_sqlite_log_and_waits_for_readers_only_as_long_as_told(tmp_path):
+    import time
+
+    from smartprotect.config import Settings
+    from smartprotect.db import make_engine, scrub
+
+    engine = make_engine(Settings(database_url=f"sqlite:///{tmp_path}/scrub.db"))
+    wal = tmp_path / "scrub.db-wal"
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE t (x TEXT)")
+        connection.exec_driver_sql("INSERT INTO t VALUES ('secret')")
+    reader = engine.raw_connection()
+    reader.driver_connection.execute("BEGIN")
+    reader.driver_connection.execute("SELECT * FROM t").fetchall()  # holds a snapshot
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DELETE FROM t")
+    started = time.monotonic()
+    assert scrub(engine, patience_ms=50) is False  # the reader still needs the old pages
+    assert time.monotonic() - started < 2
+    assert wal.stat().st_size > 0
+    reader.driver_connection.execute("COMMIT")
+    reader.close()
+    assert scrub(engine) is True
+    assert wal.stat().st_size == 0
+    engine.dispose()

@@ -27,6 +27,7 @@ from smartprotect.commands.notify import Notifier
 from smartprotect.config import Settings
 from smartprotect.db import (
     SCRUB,
+    SCRUB_PATIENCE_MS,
     make_async_engine,
     make_engine,
     make_gate,
@@ -125,8 +126,8 @@ def create_app(
         queued_for = session.info.pop(COMMAND_QUEUED, None)
         if queued_for:
             notifier.publish(queued_for, via_database=engine.dialect.name == "postgresql")
-        if session.info.pop(SCRUB, False) and not scrub(engine):
-            log.warning("readers kept the write-ahead log from being emptied after an erasure")
+        if session.info.pop(SCRUB, False) and not scrub(engine, patience_ms=SCRUB_PATIENCE_MS):
+            log.info("the write-ahead log is emptied by the next retention run, not now")
 
     check_ins = CheckInWriter(
         session_factory=session_factory, gate=gate, keyring=keyring, command_key=command_key,

@@ -180,23 +180,32 @@ def request_scrub(session: Session) -> None:
     session.info[SCRUB] = True
 
 
-def scrub(engine: Engine) -> bool:
+# How long an erasure's request waits for readers to let the log be emptied; the retention
+# job tries again every run, with the usual patience.
+SCRUB_PATIENCE_MS = 200
+
+
+def scrub(engine: Engine, *, patience_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> bool:
     """Clear superseded copies of data out of the database files, after an erasure.
 
     On SQLite, deleted content is overwritten in place (`secure_delete`), but the write-ahead
     log still holds earlier versions of the changed pages until it is checkpointed and
-    emptied. Returns False if readers kept the log from being emptied now (the next scrub
-    or SQLite's own checkpoints finish it). PostgreSQL keeps dead row versions until VACUUM
-    and old WAL segments until recycled; nothing is done here for it.
+    emptied; while it waits for readers, writers wait too, so a request gives it only a
+    moment. Returns False if readers kept the log from being emptied (the retention job's
+    next run finishes it). PostgreSQL keeps dead row versions until VACUUM and old WAL
+    segments until recycled; nothing is done here for it, and there is nothing to wait for.
     """
     if engine.dialect.name != "sqlite":
-        return False
+        return True
     # On the driver's connection, outside any transaction (a checkpoint cannot run in one).
     raw = engine.raw_connection()
     try:
-        busy, _log, _done = raw.driver_connection.execute(
-            "PRAGMA wal_checkpoint(TRUNCATE)"
-        ).fetchone()
+        connection = raw.driver_connection
+        connection.execute(f"PRAGMA busy_timeout={int(patience_ms)}")
+        try:
+            busy, _log, _done = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     finally:
         raw.close()
     return not busy
