@@ -34,11 +34,16 @@ def _consenting_user(client, db, published_policy, mailbox, deliver):
 
 
 def _campaign(session_factory, keyring, clock) -> int:
-    with session_factory() as session:
-        queued = marketing.send_campaign(session=session, keyring=keyring, texts=TEXTS,
-                                         clock=clock, links=LINKS)  # fmt: skip
-        session.commit()
-    return queued
+    queued, after = 0, None
+    while True:  # a batch of one recipient at a time, as the CLI does with larger ones
+        with session_factory() as session:
+            count, after = marketing.send_campaign(session=session, keyring=keyring,
+                                                   texts=TEXTS, clock=clock, links=LINKS,
+                                                   after=after, limit=1)  # fmt: skip
+            session.commit()
+        queued += count
+        if after is None:
+            return queued
 
 
 def test_a_mailing_carries_one_click_unsubscribe_and_it_works_without_a_session(
@@ -105,3 +110,28 @@ def test_without_consent_nothing_is_queued(
 
     register_via_web(client, published_policy["en"])  # the box left unticked
     assert _campaign(session_factory, keyring, clock) == 0
+
+
+def test_the_cli_queues_a_mailing_in_each_language(
+    client, db, database_url, tmp_path, published_policy, mailbox, deliver
+):
+    from tests.cli.test_cli import _invoke
+    from tests.cli.test_keys_and_audit import _env
+
+    _consenting_user(client, db, published_policy, mailbox, deliver)
+    en, ru = tmp_path / "en.txt", tmp_path / "ru.txt"
+    en.write_text("Spring offer\nProtect a second phone.", encoding="utf-8")
+    ru.write_text("Весеннее предложение\nЗащитите второй телефон.", encoding="utf-8")
+    result = _invoke(["mail", "send-marketing", "--en", str(en), "--ru", str(ru)],
+                     _env(database_url, tmp_path))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Queued 1 message(s)" in result.output
+    db.expire_all()
+    queued = db.scalars(select(OutboxMessage).where(OutboxMessage.kind == marketing.KIND)).all()
+    assert [m.subject for m in queued] == ["Spring offer"]
+    assert queued[0].headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    empty = tmp_path / "empty.txt"
+    empty.write_text("", encoding="utf-8")
+    refused = _invoke(["mail", "send-marketing", "--en", str(empty), "--ru", str(ru)],
+                      _env(database_url, tmp_path))  # fmt: skip
+    assert refused.exit_code != 0 and "subject on the first line" in refused.output

@@ -51,9 +51,15 @@ def send_marketing(en_file: str, ru_file: str) -> None:
         if not subject.strip() or not body.strip():
             raise click.ClickException(f"{name}: put the subject on the first line, then the body")
         texts[language] = (subject.strip(), body.strip())
-    with unit_of_work(rt.session_factory) as session:
-        queued = marketing.send_campaign(
-            session=session, keyring=keyring_from_settings(rt.settings), texts=texts,
-            clock=rt.clock, links=Links(base_url=rt.settings.base_url),
-        )  # fmt: skip
+    keyring, links = keyring_from_settings(rt.settings), Links(base_url=rt.settings.base_url)
+    queued, after = 0, None
+    while True:
+        with unit_of_work(rt.session_factory) as session:  # a batch of recipients at a time
+            count, after = marketing.send_campaign(
+                session=session, keyring=keyring, texts=texts, clock=rt.clock, links=links,
+                after=after,
+            )  # fmt: skip
+        queued += count
+        if after is None:
+            break
     click.echo(f"Queued {queued} message(s); the server sends them.")

@@ -93,6 +93,11 @@ def _footer(language: str, url: str) -> str:
     ) % {"url": url}
 
 
+# Recipients queued per transaction: a mailing to every user must not hold SQLite's write
+# lock (and so every check-in) for as long as it takes.
+CAMPAIGN_BATCH = 500
+
+
 def send_campaign(
     *,
     session: Session,
@@ -100,15 +105,23 @@ def send_campaign(
     texts: dict[str, tuple[str, str]],
     clock: Clock,
     links: Links,
-) -> int:
-    """Queue a mailing, in each recipient's language, to everyone who consents now."""
+    after: uuid.UUID | None = None,
+    limit: int = CAMPAIGN_BATCH,
+) -> tuple[int, uuid.UUID | None]:
+    """Queue a mailing, in each recipient's language, to the next `limit` verified accounts
+    (by id, after `after`) that consent now; returns how many were queued and the last id
+    looked at (None when there are no more). The caller commits between batches."""
+    query = select(User).where(User.email_verified_at.is_not(None)).order_by(User.id)
+    if after is not None:
+        query = query.where(User.id > after)
+    users = list(session.scalars(query.limit(limit)))
     queued = 0
-    for user in session.scalars(select(User).where(User.email_verified_at.is_not(None))):
+    for user in users:
         subject, body = texts.get(user.language) or texts["en"]
         if enqueue(session=session, keyring=keyring, user=user, subject=subject, body=body,
                    clock=clock, links=links):  # fmt: skip
             queued += 1
-    return queued
+    return queued, (users[-1].id if len(users) == limit else None)
 
 
 def still_wanted(*, session: Session, secret: str, message: OutboxMessage) -> bool:
