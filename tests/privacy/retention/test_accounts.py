@@ -117,3 +117,17 @@ def test_signing_in_or_confirming_keeps_the_account(db, session_factory, clock, 
     _run(session_factory, clock)
     assert _reload(db, owner.id) is not None
     assert db.scalar(select(func.count()).select_from(User)) == 1
+
+
+def test_reminders_go_out_a_batch_at_a_time(db, session_factory, clock, keyring, owner,
+                                            monkeypatch):  # fmt: skip
+    from smartprotect.privacy.retention import job
+
+    for n in range(2):
+        add_owner(db, clock=clock, keyring=keyring, email=f"more{n}@example.kz",
+                  email_provided_at=clock.now())  # fmt: skip
+    db.commit()
+    monkeypatch.setattr(job, "ACCOUNTS_CHUNK", 2)
+    clock.advance(RETENTION - RENEWAL_NOTICE + DAY)
+    assert _run(session_factory, clock).reminded == 3
+    assert _run(session_factory, clock).reminded == 0

@@ -38,7 +38,8 @@ LEASE_TTL = timedelta(minutes=5)
 # waiting for SQLite's write lock waits only a few milliseconds.
 CHUNK = 1_000
 
-# Accounts past their time are erased one per transaction, looked up this many at a time.
+# Accounts are reminded this many per transaction; past their time, they are erased one per
+# transaction, looked up this many at a time.
 ACCOUNTS_CHUNK = 100
 # How long before an account reaches its year its owner is mailed, to give their details again.
 RENEWAL_NOTICE = timedelta(days=30)
@@ -192,22 +193,30 @@ def _destroy(session_factory, clock, table: TableResult, now, holder, chunk, sto
 
 
 def _remind(session_factory, keyring: Keyring, clock: Clock, links: Links, now) -> int:
-    """Mail owners whose address or number reaches its year within RENEWAL_NOTICE."""
-    with unit_of_work(session_factory) as session:
-        users = service.accounts_to_remind(session=session, now=now, notice=RENEWAL_NOTICE)
-        for user in users:
-            # Never sooner than RENEWAL_NOTICE from now (an account past its year when this
-            # began is told first, and erased a notice later).
-            ends = max(user.email_provided_at + RETENTION, now + RENEWAL_NOTICE)
-            subject, body = render.render(
-                "renewal_reminder", language=user.language, date=ends.strftime("%Y-%m-%d"),
-                link=links.to("/account/profile#renew", user.language),
-            )  # fmt: skip
-            mail.enqueue_for(
-                session=session, user=user, subject=subject, body_text=body, clock=clock
-            )
-            user.renewal_reminded_at = now
-        return len(users)
+    """Mail owners whose address reaches its year within RENEWAL_NOTICE, a batch per
+    transaction (the first run after this rule came in may find thousands)."""
+    reminded = 0
+    while True:
+        with unit_of_work(session_factory) as session:
+            users = service.accounts_to_remind(session=session, now=now, notice=RENEWAL_NOTICE,
+                                               limit=ACCOUNTS_CHUNK)  # fmt: skip
+            for user in users:
+                # Never sooner than RENEWAL_NOTICE from now (an account past its year when
+                # this began is told first, and erased a notice later).
+                ends = max(user.email_provided_at + RETENTION, now + RENEWAL_NOTICE)
+                subject, body = render.render(
+                    "renewal_reminder", language=user.language,
+                    date=ends.strftime("%Y-%m-%d"),
+                    link=links.to("/account/profile#renew", user.language),
+                )  # fmt: skip
+                mail.enqueue_for(
+                    session=session, user=user, subject=subject, body_text=body, clock=clock
+                )
+                # Marks it told: the next batch's query no longer finds it.
+                user.renewal_reminded_at = now
+        reminded += len(users)
+        if len(users) < ACCOUNTS_CHUNK:
+            return reminded
 
 
 def _erase_accounts(session_factory, keyring: Keyring, clock: Clock, rule, now, holder) -> int:

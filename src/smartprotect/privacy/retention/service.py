@@ -206,9 +206,9 @@ def lock_if_due(
     )  # fmt: skip
 
 
-def accounts_to_remind(*, session: Session, now: datetime, notice: timedelta) -> list:
-    """Accounts whose address reaches its time within `notice`, and not told since it was
-    last given."""
+def accounts_to_remind(*, session: Session, now: datetime, notice: timedelta, limit: int) -> list:
+    """Up to `limit` accounts whose address reaches its time within `notice`, and not told
+    since it was last given."""
     from smartprotect.accounts.models import User
 
     soon = now + notice - RETENTION
@@ -216,7 +216,7 @@ def accounts_to_remind(*, session: Session, now: datetime, notice: timedelta) ->
         User.email_provided_at <= soon,
         or_(User.renewal_reminded_at.is_(None),
             User.renewal_reminded_at < User.email_provided_at),
-    )))  # fmt: skip
+    ).order_by(User.id).limit(limit)))  # fmt: skip
 
 
 @dataclass(frozen=True)
