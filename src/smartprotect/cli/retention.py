@@ -52,6 +52,7 @@ def run(dry_run: bool) -> None:
 @retention.command("report")
 def report() -> None:
     """The oldest item of each category held, and anything overdue or held past its time."""
+    from smartprotect.db import read_only_session
     from smartprotect.privacy.retention import service
     from smartprotect.privacy.retention.rules import rules
 
@@ -59,7 +60,8 @@ def report() -> None:
     rt.require_current_schema()
     now = rt.clock.now()
     overdue_total = 0
-    with rt.session_factory() as session:
+    # Counting reads whole tables: from a snapshot, without holding SQLite's write lock.
+    with read_only_session(rt.engine) as session:
         held = service.held_subjects(session=session, now=now)
         click.echo(f"{'category':16} {'table':20} {'kept':>8} {'oldest item':26} overdue  held")
         for rule in rules():
@@ -119,12 +121,13 @@ def add(subject: str, categories: tuple[str, ...], reason: str, until: datetime)
 @click.option("--all", "include_ended", is_flag=True, help="Also released and ended holds.")
 def list_(include_ended: bool) -> None:
     """The holds in force (or all of them)."""
+    from smartprotect.db import read_only_session
     from smartprotect.privacy.retention import service
 
     rt = runtime()
     rt.require_current_schema()
     now = rt.clock.now()
-    with rt.session_factory() as session:
+    with read_only_session(rt.engine) as session:
         holds = service.list_holds(session=session, clock=rt.clock, include_ended=include_ended)
         if not holds:
             click.echo("No legal holds." if include_ended else "No legal holds in force.")
