@@ -31,6 +31,7 @@ from run import MASTER, SECRET, database
 from sqlalchemy import delete, func, select
 
 from smartprotect import migrations
+from smartprotect.accounts import service as accounts
 from smartprotect.accounts.models import User
 from smartprotect.clock import FrozenClock
 from smartprotect.config import Environment, Settings
@@ -56,12 +57,11 @@ _STORE = BulkWrite(DeviceLocation.__table__.insert())
 def arrange(factory, keyring, clock, days: int) -> uuid.UUID:
     """A user and a phone with a fix every 5 minutes for `days`; returns the user's id."""
     with unit_of_work(factory) as session:
-        user = User(email=f"{uuid.uuid4().hex[:8]}@example.kz", phone="+77010000000",
+        user = accounts.create_user(
+                    session=session, keyring=keyring, clock=clock,
+                    email=f"{uuid.uuid4().hex[:8]}@example.kz", phone="+77010000000",
                     password_hash="x", language="en", created_at=clock.now(),
                     password_changed_at=clock.now(), last_name="Сейткали")  # fmt: skip
-        session.add(user)
-        session.flush()
-        keys.create_key(session=session, master=keyring.master, subject_id=user.id, clock=clock)
         device = Device(user_id=user.id, name="Phone", platform="android",
                         credential_hash=uuid.uuid4().hex, capabilities=["locate"],
                         enrolled_at=clock.now())  # fmt: skip
@@ -101,13 +101,13 @@ def one_round(engine, factory, keyring, clock, days: int) -> dict:
 
     def export_all() -> None:
         nonlocal size
-        with read_only_session(engine) as session:
+        with read_only_session(engine, keyring=keyring) as session:
             user = session.get(User, user_id)
             doc = export.document(session=session, keyring=keyring, user=user, now=clock.now())
             size = sum(len(chunk.encode()) for chunk in export.stream_json(doc))
 
     def read_rows() -> None:
-        with read_only_session(engine) as session:
+        with read_only_session(engine, keyring=keyring) as session:
             query = select(DeviceLocation).join(Device).where(Device.user_id == user_id)
             for _row in session.scalars(query.execution_options(yield_per=1000)):
                 pass
@@ -159,8 +159,8 @@ def main() -> None:
     settings = Settings(env=Environment.DEVELOPMENT, database_url=url, secret_key=SECRET)
     engine = make_engine(settings)
     migrations.upgrade(engine)
-    factory = make_session_factory(engine)
     keyring = Keyring(master=LocalMasterKey(MASTER), secret=SECRET)
+    factory = make_session_factory(engine, keyring=keyring)
     clock = FrozenClock(datetime.now(UTC))
     fixes = int(timedelta(days=options.days) / EVERY)
     print(f"{fixes:,} fixes a round on {engine.dialect.name}...", flush=True)

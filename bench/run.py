@@ -43,7 +43,6 @@ from smartprotect.db import make_engine, make_session_factory, unit_of_work
 from smartprotect.devices import service as devices
 from smartprotect.devices.models import Capability
 from smartprotect.devices.schemas import EnrollRequest
-from smartprotect.privacy.keys import service as keys
 from smartprotect.privacy.keys.master import Keyring, LocalMasterKey, encode_key
 from smartprotect.privacy.policy import service as policy
 from smartprotect.signing import create as create_signing_key
@@ -88,8 +87,8 @@ def prepare(url: str, agents: int, key_file: Path) -> tuple[list[str], str, list
     settings = Settings(env=Environment.DEVELOPMENT, database_url=url, secret_key=SECRET)
     engine = make_engine(settings)
     migrations.upgrade(engine)
-    factory = make_session_factory(engine)
     keyring = Keyring(master=LocalMasterKey(MASTER), secret=SECRET)
+    factory = make_session_factory(engine, keyring=keyring)
     clock = SystemClock()
     texts = {
         lang: (ROOT / "policy" / f"2017-06-15.{lang}.txt").read_text() for lang in ("en", "ru")
@@ -97,12 +96,11 @@ def prepare(url: str, agents: int, key_file: Path) -> tuple[list[str], str, list
     with unit_of_work(factory) as session:
         policy.publish_revision(session=session, keyring=keyring, version="2017-06-15",
                                 texts=texts, clock=clock)  # fmt: skip
-        user = User(email="bench@example.kz", phone="+77010000000", password_hash="x",
+        user = accounts.create_user(
+                    session=session, keyring=keyring, clock=clock,
+                    email="bench@example.kz", phone="+77010000000", password_hash="x",
                     language="en", created_at=clock.now(), password_changed_at=clock.now(),
                     email_verified_at=clock.now())  # fmt: skip
-        session.add(user)
-        session.flush()
-        keys.create_key(session=session, master=keyring.master, subject_id=user.id, clock=clock)
         _, token = accounts.create_api_token(session=session, user=user, name="bench",
                                              clock=clock, keyring=keyring)  # fmt: skip
         user_id = user.id

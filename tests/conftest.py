@@ -116,12 +116,12 @@ def engine(database_url) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def session_factory(engine):
-    return make_session_factory(engine)
+def session_factory(engine, keyring):
+    return make_session_factory(engine, keyring=keyring)
 
 
 @pytest.fixture
-def db(engine, database_url) -> Iterator[Session]:
+def db(engine, database_url, keyring) -> Iterator[Session]:
     """A session for arranging and inspecting data; tests commit what they arrange.
 
     On SQLite the application's engine takes the write lock when a transaction begins, so a
@@ -139,7 +139,7 @@ def db(engine, database_url) -> Iterator[Session]:
         )
     else:
         inspect_engine = engine
-    session = make_session_factory(inspect_engine)()
+    session = make_session_factory(inspect_engine, keyring=keyring)()
     try:
         yield session
     finally:

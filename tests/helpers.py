@@ -55,19 +55,28 @@ def login_via_web(client: TestClient, email: str, password: str = PASSWORD, pref
 
 def add_owner(session, *, clock, keyring, **overrides):
     """A verified user with a data key, added to the session (a device owner in tests)."""
-    from smartprotect.accounts.models import User
-    from smartprotect.privacy.keys import service as keys
+    from smartprotect.accounts.service import create_user
 
     values = {
         "email": "owner@example.kz", "phone": "+77010000001", "password_hash": "x",
         "language": "en", "created_at": clock.now(), "password_changed_at": clock.now(),
         "email_verified_at": clock.now(),
     } | overrides  # fmt: skip
-    user = User(**values)
-    session.add(user)
-    session.flush()
-    keys.create_key(session=session, master=keyring.master, subject_id=user.id, clock=clock)
-    return user
+    return create_user(session=session, keyring=keyring, clock=clock, **values)
+
+
+def queue_mail(session_factory, clock, recipient="owner@example.kz", subject="Тема",
+               body="Привет, https://x/y"):
+    """Mail queued (and committed) for the account with this address, made if need be."""
+    from smartprotect.accounts import service as accounts
+    from smartprotect.db import KEYRING, unit_of_work
+    from smartprotect.mail import service as mail
+
+    with unit_of_work(session_factory) as session:
+        owner = accounts.get_by_email(session=session, email=recipient) or add_owner(
+            session, clock=clock, keyring=session.info[KEYRING], email=recipient)  # fmt: skip
+        mail.enqueue(session=session, recipient=recipient, subject=subject, body_text=body,
+                     clock=clock, user_id=owner.id)  # fmt: skip
 
 
 def add_device(session, *, keyring, clock, owner, capabilities=("locate",)):

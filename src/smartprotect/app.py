@@ -99,7 +99,7 @@ def create_app(
     keyring = keyring or keyring_from_settings(settings)
     command_key = command_key or command_key_from_settings(settings)
     engine = engine or make_engine(settings)
-    session_factory = make_session_factory(engine)
+    session_factory = make_session_factory(engine, keyring=keyring)
     clock = clock or SystemClock()
     gate = make_gate(engine)
     # Check-ins and long-polls reach the database from the event loop; on PostgreSQL through

@@ -145,13 +145,15 @@ def _begin_sqlite(connection) -> None:
 
 
 @contextmanager
-def read_only_session(engine: Engine) -> Iterator[Session]:
+def read_only_session(engine: Engine, *, keyring: Any = None) -> Iterator[Session]:
     """A session that only reads, from one consistent snapshot, holding no write lock."""
     options: dict[str, Any] = {READ_ONLY: True}
     if engine.dialect.name == "postgresql":
         options |= {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
     with engine.connect().execution_options(**options) as connection:
-        session = Session(bind=connection, expire_on_commit=False)
+        session = Session(
+            bind=connection, expire_on_commit=False, info={KEYRING: keyring} if keyring else {}
+        )
         try:
             yield session
         finally:
@@ -211,8 +213,16 @@ def scrub(engine: Engine, *, patience_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> bool:
     return not busy
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine, expire_on_commit=False)
+# Where a session finds the keyring that opens and seals personal fields (keys.sealed).
+KEYRING = "smartprotect.keyring"
+
+
+def make_session_factory(engine: Engine, *, keyring: Any = None) -> sessionmaker[Session]:
+    """Sessions on this engine; with a keyring (or a function loading it on first use) they
+    can open and seal personal fields."""
+    return sessionmaker(
+        bind=engine, expire_on_commit=False, info={KEYRING: keyring} if keyring else {}
+    )
 
 
 @contextmanager

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from smartprotect.accounts import service as accounts
 from smartprotect.accounts.models import ApiToken, EmailToken, LoginAttempt, User, WebSession
 from smartprotect.accounts.schemas import RegistrationConsents, UserCreate
+from smartprotect.accounts.service import create_user
 from smartprotect.errors import (
     NotAuthenticated,
     NotFound,
@@ -136,7 +137,7 @@ def test_duplicate_registration_mails_the_owner_instead_of_revealing_the_account
     _register(db, clock, published_policy["en"])
     assert _register(db, clock, published_policy["en"]) is None
     assert db.scalar(select(func.count()).select_from(User)) == 1
-    subjects = db.scalars(select(OutboxMessage.subject)).all()
+    subjects = [message.subject for message in db.scalars(select(OutboxMessage))]
     assert "You already have a Platinum Protection account" in subjects
 
 
@@ -314,16 +315,15 @@ def test_a_user_cannot_revoke_another_users_token(db, clock, published_policy):
     token, _ = accounts.create_api_token(
         session=db, user=owner, name="mine", clock=clock, keyring=KEYRING
     )
-    other = User(
+    other = create_user(
+        session=db, keyring=KEYRING, clock=clock,
         email="other@example.kz",
         phone="+77019998877",
         password_hash="x",
         language="en",
         created_at=clock.now(),
         password_changed_at=clock.now(),
-    )
-    db.add(other)
-    db.flush()
+    )  # fmt: skip
     with pytest.raises(NotFound):
         accounts.revoke_api_token(
             session=db, user=other, token_id=token.id, clock=clock, keyring=KEYRING

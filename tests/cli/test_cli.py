@@ -10,8 +10,10 @@ from sqlalchemy import select
 
 from smartprotect.cli import main
 from smartprotect.config import get_settings
+from smartprotect.privacy.keys.master import encode_key
 from smartprotect.privacy.policy.models import PolicyRevision
-from tests.conftest import ROOT
+from tests.conftest import ROOT, TEST_MASTER_KEY, TEST_SECRET
+from tests.helpers import queue_mail
 
 
 def _env(database_url: str, **extra: str) -> dict[str, str]:
@@ -92,16 +94,13 @@ def test_policy_publish_validates_its_input(database_url, engine, tmp_path):
 
 
 def test_mail_send_pending(database_url, engine, smtp_port, session_factory, clock, mailbox):
-    from smartprotect.db import unit_of_work
-    from smartprotect.mail import service as mail
 
-    with unit_of_work(session_factory) as session:
-        mail.enqueue(
-            session=session, recipient="x@example.kz", subject="s", body_text="b", clock=clock
-        )
+    queue_mail(session_factory, clock, "x@example.kz", "s", "b")
+    # Mail is sealed with its recipient's key: the command needs the tests' keys to open it.
     env = _env(
-        database_url, SMARTPROTECT_MAIL_BACKEND="smtp", SMARTPROTECT_SMTP_PORT=str(smtp_port)
-    )
+        database_url, SMARTPROTECT_MAIL_BACKEND="smtp", SMARTPROTECT_SMTP_PORT=str(smtp_port),
+        SMARTPROTECT_MASTER_KEY=encode_key(TEST_MASTER_KEY), SMARTPROTECT_SECRET_KEY=TEST_SECRET,
+    )  # fmt: skip
     result = _invoke(["mail", "send-pending"], env)
     assert "Sent 1 message(s)." in result.output
     assert mailbox.last_to("x@example.kz")

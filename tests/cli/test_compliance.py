@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from smartprotect.accounts.models import User
+from smartprotect.accounts.service import create_user
 from smartprotect.db import unit_of_work
 from smartprotect.i18n import gettext_for
 from smartprotect.mail import service as mail
@@ -38,13 +38,11 @@ def _arrange(session_factory, clock, keyring, published_policy) -> None:
         people = {}
         for name, age in (("alice", 400), ("bob", 3), ("carol", 1)):
             clock.set(real_now - timedelta(days=age))
-            user = User(
+            user = create_user(
+                session=session, keyring=keyring, clock=clock,
                 email=f"{name}@example.kz", phone="+77010000000", password_hash="x",
                 language="en", created_at=clock.now(), password_changed_at=clock.now(),
             )  # fmt: skip
-            session.add(user)
-            session.flush()
-            keys.create_key(session=session, master=keyring.master, subject_id=user.id, clock=clock)
             people[name] = user
         clock.set(real_now - timedelta(hours=1))
         for name in ("alice", "bob"):
@@ -62,9 +60,8 @@ def _arrange(session_factory, clock, keyring, published_policy) -> None:
                 purpose=Purpose.MARKETING_EMAIL, action=action, policy_document_id=document.id,
                 channel=Channel.WEB, actor="system", clock=clock,
             )  # fmt: skip
-        mail.enqueue(
-            session=session, recipient="bob@example.kz", subject="s", body_text="b", clock=clock
-        )
+        mail.enqueue(session=session, recipient="bob@example.kz", subject="s", body_text="b",
+                     clock=clock, user_id=people["bob"].id)  # fmt: skip
         keys.destroy_key(session=session, subject_id=people["carol"].id, clock=clock)
 
 

@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
 from smartprotect.accounts.models import User
+from smartprotect.accounts.service import create_user
 from smartprotect.audit.models import AuditEvent
 from smartprotect.commands import service as commands
 from smartprotect.commands.models import Kind, State
@@ -18,7 +19,6 @@ from smartprotect.devices.models import Capability
 from smartprotect.devices.schemas import EnrollRequest
 from smartprotect.errors import Conflict, PermissionDenied, ValidationFailed
 from smartprotect.mail.links import Links
-from smartprotect.privacy.keys import service as keys
 from smartprotect.security import hash_password
 
 PASSWORD = "owner's long password"
@@ -27,14 +27,12 @@ LINKS = Links(base_url="https://smprotect.com")
 
 @pytest.fixture
 def owner(db, clock, keyring, published_policy) -> User:
-    user = User(
+    user = create_user(
+        session=db, keyring=keyring, clock=clock,
         email="owner@example.kz", phone="+77010000001", password_hash=hash_password(PASSWORD),
         language="en", created_at=clock.now(), password_changed_at=clock.now(),
         email_verified_at=clock.now(),
     )  # fmt: skip
-    db.add(user)
-    db.flush()
-    keys.create_key(session=db, master=keyring.master, subject_id=user.id, clock=clock)
     return user
 
 
@@ -186,12 +184,11 @@ def test_unpermitted_and_other_users_commands_are_refused(db, clock, keyring, ow
     from smartprotect.privacy.consent import service as consent
     from smartprotect.privacy.consent.models import Channel, ConsentAction, ConsentEvent, Purpose
 
-    stranger = User(
+    stranger = create_user(
+        session=db, keyring=keyring, clock=clock,
         email="s@example.kz", phone="+77010000002", password_hash="x", language="en",
         created_at=clock.now(), password_changed_at=clock.now(),
     )  # fmt: skip
-    db.add(stranger)
-    db.flush()
     with pytest.raises(PermissionDenied):
         _issue(db, keyring, stranger, device, clock, Kind.RING)
     # The owner turns remote wipe off for this device: wipes are refused from then on.

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from smartprotect.accounts.models import User
+from smartprotect.accounts.service import create_user
 from smartprotect.devices import service as devices
 from smartprotect.devices.models import Capability, DeviceLocation
 from smartprotect.devices.schemas import CheckIn, EnrollRequest, LocationFix
@@ -140,12 +141,11 @@ def test_fixes_from_the_future_are_refused(db, clock, keyring, owner):
 
 def test_another_users_device_is_not_found(db, clock, keyring, owner):
     device, _ = _enroll(db, keyring, clock, _code(db, keyring, owner, clock))
-    stranger = User(
+    stranger = create_user(
+        session=db, keyring=keyring, clock=clock,
         email="s@example.kz", phone="+77010000002", password_hash="x", language="en",
         created_at=clock.now(), password_changed_at=clock.now(),
     )  # fmt: skip
-    db.add(stranger)
-    db.flush()
     with pytest.raises(NotFound):
         devices.get_device(session=db, user=stranger, device_id=device.id)
     with pytest.raises(NotFound):

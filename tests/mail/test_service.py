@@ -8,22 +8,16 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from smartprotect.db import unit_of_work
+from smartprotect.db import KEYRING
 from smartprotect.mail import service as mail
 from smartprotect.mail.models import OutboxMessage, OutboxStatus
 from smartprotect.mail.worker import OutboxWorker
 from tests.conftest import body_of
-
-
-def _queue(session_factory, clock, recipient="owner@example.kz", body="Привет, https://x/y"):
-    with unit_of_work(session_factory) as session:
-        mail.enqueue(
-            session=session, recipient=recipient, subject="Тема", body_text=body, clock=clock
-        )
+from tests.helpers import add_owner, queue_mail
 
 
 def test_queued_mail_is_delivered_over_smtp(session_factory, clock, deliver, mailbox, db):
-    _queue(session_factory, clock)
+    queue_mail(session_factory, clock)
     assert deliver() == 1
     message = mailbox.last_to("owner@example.kz")
     assert message["Subject"] == "Тема"
@@ -31,20 +25,22 @@ def test_queued_mail_is_delivered_over_smtp(session_factory, clock, deliver, mai
     stored = db.scalar(select(OutboxMessage))
     assert stored.status is OutboxStatus.SENT and stored.sent_at == clock.now()
     # The delivered body (with its one-time links) is not kept.
-    assert stored.body_text == ""
+    assert stored.body_text is None and stored.body_text_sealed is None
     assert deliver() == 0
 
 
 def test_mail_of_a_rolled_back_transaction_is_never_sent(session_factory, clock, deliver, mailbox):
     session = session_factory()
-    mail.enqueue(session=session, recipient="a@example.kz", subject="s", body_text="b", clock=clock)
+    owner = add_owner(session, clock=clock, keyring=session.info[KEYRING], email="a@example.kz")
+    mail.enqueue(session=session, recipient="a@example.kz", subject="s", body_text="b",
+                 clock=clock, user_id=owner.id)  # fmt: skip
     session.rollback()
     session.close()
     assert deliver() == 0 and mailbox.messages == []
 
 
 def test_unreachable_server_is_retried_with_backoff(session_factory, clock, settings, mailbox, db):
-    _queue(session_factory, clock)
+    queue_mail(session_factory, clock)
     down = settings.model_copy(update={"smtp_port": 1})
     assert mail.deliver_pending(session_factory=session_factory, settings=down, clock=clock) == 0
     stored = db.scalar(select(OutboxMessage))
@@ -64,7 +60,7 @@ def test_unreachable_server_is_retried_with_backoff(session_factory, clock, sett
 
 
 def test_gives_up_after_max_attempts(session_factory, clock, settings, db):
-    _queue(session_factory, clock)
+    queue_mail(session_factory, clock)
     down = settings.model_copy(update={"smtp_port": 1})
     for _ in range(mail.MAX_ATTEMPTS):
         mail.deliver_pending(session_factory=session_factory, settings=down, clock=clock)
@@ -82,7 +78,7 @@ def test_retry_delay_is_capped():
 def test_console_backend_prints_instead_of_sending(
     session_factory, clock, settings, capsys, mailbox
 ):
-    _queue(session_factory, clock, body="Ссылка: https://testserver/verify-email/abc")
+    queue_mail(session_factory, clock, body="Ссылка: https://testserver/verify-email/abc")
     console = settings.model_copy(update={"mail_backend": mail.MailBackend.CONSOLE})
     assert mail.deliver_pending(session_factory=session_factory, settings=console, clock=clock) == 1
     printed = capsys.readouterr().out
@@ -99,7 +95,7 @@ def test_worker_delivers_when_woken(session_factory, clock, settings, mailbox):
     async def scenario():
         await worker.start()
         try:
-            _queue(session_factory, clock)
+            queue_mail(session_factory, clock)
             worker.wake()
             deadline = time.monotonic() + 10
             while not mailbox.to("owner@example.kz") and time.monotonic() < deadline:

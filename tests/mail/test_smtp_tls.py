@@ -11,10 +11,10 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from smartprotect.db import unit_of_work
 from smartprotect.mail import service as mail
 from smartprotect.mail.models import OutboxMessage, OutboxStatus
 from tests.conftest import Mailbox, free_port
+from tests.helpers import queue_mail
 
 USER, PASSWORD = "mailer", "mail-password"
 
@@ -60,10 +60,7 @@ def tls_server(certificate):
 
 def test_starttls_and_login(session_factory, clock, settings, certificate, tls_server, db):
     box, port, logins = tls_server
-    with unit_of_work(session_factory) as session:
-        mail.enqueue(
-            session=session, recipient="r@example.kz", subject="s", body_text="b", clock=clock
-        )
+    queue_mail(session_factory, clock, "r@example.kz", "s", "b")
     secure = settings.model_copy(
         update={
             "smtp_port": port, "smtp_starttls": True, "smtp_username": USER,
@@ -79,10 +76,7 @@ def test_wrong_credentials_leave_the_mail_queued(
     session_factory, clock, settings, certificate, tls_server, db
 ):
     _box, port, _logins = tls_server
-    with unit_of_work(session_factory) as session:
-        mail.enqueue(
-            session=session, recipient="r@example.kz", subject="s", body_text="b", clock=clock
-        )
+    queue_mail(session_factory, clock, "r@example.kz", "s", "b")
     wrong = settings.model_copy(
         update={"smtp_port": port, "smtp_starttls": True, "smtp_username": USER,
                 "smtp_password": SecretStr("nope"), "smtp_ca_file": str(certificate[0]),
@@ -96,10 +90,7 @@ def test_wrong_credentials_leave_the_mail_queued(
 
 def test_an_untrusted_certificate_is_refused(session_factory, clock, settings, tls_server, db):
     _box, port, _logins = tls_server
-    with unit_of_work(session_factory) as session:
-        mail.enqueue(
-            session=session, recipient="r@example.kz", subject="s", body_text="b", clock=clock
-        )
+    queue_mail(session_factory, clock, "r@example.kz", "s", "b")
     unverified = settings.model_copy(update={"smtp_port": port, "smtp_starttls": True})
     assert (
         mail.deliver_pending(session_factory=session_factory, settings=unverified, clock=clock) == 0

@@ -79,7 +79,7 @@ def test_a_new_email_address_is_used_only_once_confirmed(signed_in, db, mailbox,
     # The old address is told, and stays the account's until the new one is confirmed.
     assert "being changed" in mailbox.last_to(EMAIL)["Subject"]
     db.expire_all()
-    assert db.scalar(select(User.email)) == EMAIL
+    assert db.scalar(select(User)).email == EMAIL
     assert "Waiting for confirmation: new@example.kz" in signed_in.get(PAGE).text
     path = link_in(mailbox.last_to("new@example.kz"), "/confirm-email/")
     path = path.removeprefix("https://testserver")
@@ -142,5 +142,5 @@ def test_re_entered_passwords_are_throttled_like_sign_ins(signed_in, db):
     response = _post(signed_in, "/account/delete", password=PASSWORD)
     assert response.status_code == 422 and "Too many wrong passwords" in response.text
     db.expire_all()
-    assert db.scalar(select(User.pending_email)) is None
+    assert db.scalar(select(User)).pending_email is None
     assert db.scalar(select(func.count()).select_from(User)) == 1

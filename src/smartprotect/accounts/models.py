@@ -6,26 +6,36 @@ import enum
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from smartprotect.db import Model, str_enum
+from smartprotect.privacy.keys.sealed import Sealed
 from smartprotect.privacy.retention.rules import Category, Rule, register
 
 # Failed sign-ins are kept only as long as the throttle looks back.
 LOGIN_THROTTLE_WINDOW = timedelta(minutes=15)
+# What the blind indexes of addresses are computed as: one kind, so they match across tables.
+EMAIL_ADDRESS = "email"
 
 
 class User(Model):
-    __tablename__ = "users"
+    """An account. Its owner's address, phone and names are stored only sealed with their
+    key (`Sealed`), so no copy the database keeps of a row names them once the key is gone;
+    the address is found by its blind index."""
 
-    email: Mapped[str] = mapped_column(String(254), unique=True)
+    __tablename__ = "users"
+    # Named, and sized, for the address column the index replaced.
+    __table_args__ = (UniqueConstraint("email_index", name="uq_users_email"),)
+
+    email_index: Mapped[str] = mapped_column(String(254))
+    email_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     email_verified_at: Mapped[datetime | None]
-    phone: Mapped[str] = mapped_column(String(20))
+    phone_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     password_hash: Mapped[str] = mapped_column(String(255))
-    last_name: Mapped[str | None] = mapped_column(String(100))
-    first_name: Mapped[str | None] = mapped_column(String(100))
-    patronymic: Mapped[str | None] = mapped_column(String(100))
+    last_name_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    first_name_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    patronymic_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     language: Mapped[str] = mapped_column(String(8))
     created_at: Mapped[datetime]
     password_changed_at: Mapped[datetime]
@@ -35,7 +45,7 @@ class User(Model):
     names_provided_at: Mapped[datetime | None]
     # A new address waits here until a link mailed to it is opened; until then the old one
     # is used (clause 7.1's rectification, without locking anyone out by a typo).
-    pending_email: Mapped[str | None] = mapped_column(String(254))
+    pending_email_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     # Set when the number is confirmed; a changed number is not used until it is.
     phone_verified_at: Mapped[datetime | None]
     # When the owner was last told their account is about to reach its retention limit.
@@ -44,6 +54,14 @@ class User(Model):
     sessions: Mapped[list[WebSession]] = relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True
     )
+
+    email = Sealed("email_sealed", index="email_index", index_as=EMAIL_ADDRESS)
+    pending_email = Sealed("pending_email_sealed")
+    # An empty number means "not given".
+    phone = Sealed("phone_sealed", empty="")
+    last_name = Sealed("last_name_sealed")
+    first_name = Sealed("first_name_sealed")
+    patronymic = Sealed("patronymic_sealed")
 
     @property
     def is_verified(self) -> bool:
@@ -78,8 +96,9 @@ class EmailToken(Model):
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     purpose: Mapped[EmailTokenPurpose] = mapped_column(str_enum(EmailTokenPurpose, 32))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    # The address the link was sent to: a link for an old address must not verify a new one.
-    email: Mapped[str] = mapped_column(String(254))
+    # The blind index of the address the link was sent to: a link for an old address must
+    # not verify a new one.
+    email_index: Mapped[str] = mapped_column(String(254))
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
@@ -115,16 +134,15 @@ class LoginAttempt(Model):
 
 
 register(Rule(Category.NAMES, User, User.names_provided_at, lambda ids: User.id.in_(ids),
-              clear=("last_name", "first_name", "patronymic", "names_provided_at")))  # fmt: skip
+              clear=("last_name_sealed", "first_name_sealed", "patronymic_sealed",
+                     "names_provided_at")))  # fmt: skip
 # The address is what the account exists by: an account whose owner has not given it again
 # for a year (signing in, confirming it on the personal data page) is erased whole, once the
 # owner was mailed a reminder long enough before (retention.job).
 register(Rule(Category.EMAIL, User, User.email_provided_at, lambda ids: User.id.in_(ids),
               erases_account=True))  # fmt: skip
-# The number is emptied (the column takes no NULL: an empty number means "not given").
 register(Rule(Category.PHONE, User, User.phone_provided_at, lambda ids: User.id.in_(ids),
-              clear=("phone", "phone_provided_at", "phone_verified_at"),
-              clear_to=(("phone", ""),)))  # fmt: skip
+              clear=("phone_sealed", "phone_provided_at", "phone_verified_at")))  # fmt: skip
 register(Rule(Category.TECHNICAL, WebSession, WebSession.created_at,
               lambda ids: WebSession.user_id.in_(ids)))  # fmt: skip
 register(Rule(Category.TECHNICAL, EmailToken, EmailToken.created_at,

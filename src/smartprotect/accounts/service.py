@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from smartprotect.accounts.models import (
+    EMAIL_ADDRESS,
     LOGIN_THROTTLE_WINDOW,
     ApiToken,
     EmailToken,
@@ -39,6 +40,7 @@ from smartprotect.privacy.consent import service as consent
 from smartprotect.privacy.consent.models import Channel, ConsentAction, Purpose
 from smartprotect.privacy.keys import service as keys
 from smartprotect.privacy.keys.master import Keyring
+from smartprotect.privacy.keys.sealed import index_in
 from smartprotect.privacy.policy import service as policy
 from smartprotect.security import (
     hash_password,
@@ -71,8 +73,25 @@ API_TOKENS_PER_USER = 20
 # -- registration and e-mail verification --------------------------------------------------
 
 
+def address_index(*, session: Session, email: str) -> str:
+    """The blind index an address is found by (addresses are stored only sealed)."""
+    return index_in(session, purpose=EMAIL_ADDRESS, value=email.strip().lower())
+
+
 def get_by_email(*, session: Session, email: str) -> User | None:
-    return session.scalar(select(User).where(User.email == email.strip().lower()))
+    return session.scalar(
+        select(User).where(User.email_index == address_index(session=session, email=email))
+    )
+
+
+def create_user(*, session: Session, keyring: Keyring, clock: Clock, **values) -> User:
+    """Add an account with its own data key, made first: the account's personal fields are
+    sealed with it as the row is written."""
+    user = User(id=values.pop("id", None) or uuid.uuid4(), **values)
+    keys.create_key(session=session, master=keyring.master, subject_id=user.id, clock=clock)
+    session.add(user)
+    session.flush()
+    return user
 
 
 POLICY_CHANGED = N_(
@@ -154,24 +173,17 @@ def register(
         return None
 
     now = clock.now()
-    user = User(
-        email=data.email,
-        phone=data.phone,
-        password_hash=password_hash,
-        last_name=data.last_name,
-        first_name=data.first_name,
-        patronymic=data.patronymic,
-        language=data.language,
-        created_at=now,
-        password_changed_at=now,
-        email_provided_at=now,
-        phone_provided_at=now,
-        names_provided_at=now if any((data.last_name, data.first_name, data.patronymic)) else None,
-    )
     try:
         with session.begin_nested():
-            session.add(user)
-            session.flush()
+            user = create_user(
+                session=session, keyring=keyring, clock=clock,
+                email=data.email, phone=data.phone, password_hash=password_hash,
+                last_name=data.last_name, first_name=data.first_name, patronymic=data.patronymic,
+                language=data.language, created_at=now, password_changed_at=now,
+                email_provided_at=now, phone_provided_at=now,
+                names_provided_at=now if any((data.last_name, data.first_name, data.patronymic))
+                else None,
+            )  # fmt: skip
     except IntegrityError:
         # A simultaneous registration of the same address won the race; the owner gets
         # the same mail as any second registration.
@@ -179,7 +191,6 @@ def register(
             session=session, data=data, consents=consents, channel=channel, clock=clock,
             links=links, keyring=keyring, user_agent=user_agent, client_ip=client_ip,
         )  # fmt: skip
-    keys.create_key(session=session, master=keyring.master, subject_id=user.id, clock=clock)
     actor = audit.user_actor(secret=keyring.secret, user_id=user.id)
     audit.record_event(
         session=session,
@@ -256,7 +267,7 @@ def _issue_email_token(
             user_id=user.id,
             purpose=purpose,
             token_hash=hash_token(raw),
-            email=email or user.email,
+            email_index=address_index(session=session, email=email or user.email),
             created_at=now,
             expires_at=now + ttl,
         )
@@ -308,7 +319,7 @@ def _consume_email_token(
     if user is None:
         raise NotFound(N_("This link is invalid, already used or expired."))
     address = user.pending_email if purpose is EmailTokenPurpose.CHANGE_EMAIL else user.email
-    if address != token.email:
+    if address is None or address_index(session=session, email=address) != token.email_index:
         raise NotFound(N_("This link is invalid, already used or expired."))
     token.used_at = now
     # One link used settles the matter: the others of the same kind stop working.

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from smartprotect.clock import SystemClock
 from smartprotect.config import Settings, get_settings
 from smartprotect.db import make_engine, make_session_factory
+from smartprotect.privacy.keys.master import Keyring
 
 
 @dataclass
@@ -23,7 +24,14 @@ class Runtime:
 
     @cached_property
     def session_factory(self) -> sessionmaker[Session]:
-        return make_session_factory(self.engine)
+        # The master key is loaded only when a command opens personal data.
+        return make_session_factory(self.engine, keyring=lambda: self.keyring)
+
+    @cached_property
+    def keyring(self) -> Keyring:
+        from smartprotect.privacy.keys.master import keyring_from_settings
+
+        return keyring_from_settings(self.settings)
 
     @cached_property
     def clock(self) -> SystemClock:

@@ -13,10 +13,12 @@ from email.utils import formatdate, make_msgid
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from smartprotect.accounts.models import EMAIL_ADDRESS
 from smartprotect.clock import Clock
 from smartprotect.config import MailBackend, Settings
 from smartprotect.db import unit_of_work
 from smartprotect.mail.models import OutboxMessage, OutboxStatus
+from smartprotect.privacy.keys.sealed import index_in
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +58,10 @@ def enqueue(
     kind: str = Kind.TRANSACTIONAL,
     body_html: str | None = None,
     headers: dict[str, str] | None = None,
-    user_id: uuid.UUID | None = None,
+    user_id: uuid.UUID,
 ) -> OutboxMessage:
-    """Queue a message (to a user's account, `user_id`, if it is theirs); it is sent only if
-    the surrounding transaction commits."""
+    """Queue a message for the account `user_id` (to its address, or one it is changing to),
+    sealed with its owner's key; it is sent only if the surrounding transaction commits."""
     now = clock.now()
     message = OutboxMessage(
         user_id=user_id,
@@ -101,7 +103,8 @@ def recently_sent(*, session: Session, recipient: str, kind: str, since) -> bool
         select(func.count())
         .select_from(OutboxMessage)
         .where(
-            OutboxMessage.recipient == recipient,
+            OutboxMessage.recipient_index
+            == index_in(session, purpose=EMAIL_ADDRESS, value=recipient),
             OutboxMessage.kind == kind,
             OutboxMessage.created_at > since,
         )
@@ -202,9 +205,13 @@ def _deliver_one(
         )
         if message is None:
             return 0
+        if message.recipient_sealed is None:
+            message.status = OutboxStatus.FAILED
+            message.last_error = "queued before mail was sealed: no key to open it with"
+            return 0
         if message.kind == MARKETING and not _still_wanted(session, settings, message):
             message.status = OutboxStatus.CANCELLED
-            message.body_text, message.body_html = "", None
+            message.body_text = message.body_html = None
             return 0
         message.attempts += 1
         message.next_attempt_at = clock.now() + SEND_LEASE
@@ -227,8 +234,7 @@ def _deliver_one(
             message.sent_at = clock.now()
             message.last_error = None
             # Bodies carry one-time links; once delivered, the outbox keeps no copy of them.
-            message.body_text = ""
-            message.body_html = None
+            message.body_text = message.body_html = None
             return 1
         message.last_error = error
         if attempts >= MAX_ATTEMPTS:

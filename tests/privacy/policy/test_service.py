@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from smartprotect.accounts.models import User
+from smartprotect.accounts.service import create_user
 from smartprotect.errors import Conflict, ValidationFailed
 from smartprotect.mail.links import Links
 from smartprotect.mail.models import OutboxMessage
@@ -70,19 +71,18 @@ def test_published_text_cannot_be_changed(db, clock, keyring):
         _publish(db, keyring, clock, "1", texts={"en": "other", "ru": TEXTS["ru"]})
 
 
-def _user(db, clock) -> User:
-    user = User(
+def _user(db, clock, keyring) -> User:
+    user = create_user(
+        session=db, keyring=keyring, clock=clock,
         email=f"{uuid.uuid4().hex[:8]}@example.kz", phone="+77010000000", password_hash="x",
         language="ru", created_at=clock.now(), password_changed_at=clock.now(),
     )  # fmt: skip
-    db.add(user)
-    db.flush()
     return user
 
 
 def test_answers_and_who_has_not_accepted(db, clock, keyring):
     first, _ = _publish(db, keyring, clock, "1")
-    alice, bob, carol = _user(db, clock), _user(db, clock), _user(db, clock)
+    alice, bob, carol = (_user(db, clock, keyring) for _ in range(3))
     for user in (alice, bob):
         policy.record_acceptance(
             session=db, keyring=keyring, subject_id=user.id,
@@ -118,7 +118,7 @@ def test_answers_and_who_has_not_accepted(db, clock, keyring):
 
 def test_every_user_is_mailed_in_their_language(db, clock, keyring):
     first, _ = _publish(db, keyring, clock, "1")
-    users = [_user(db, clock) for _ in range(3)]
+    users = [_user(db, clock, keyring) for _ in range(3)]
     sent = policy.notify_users(
         session=db, revision=first, clock=clock, links=Links(base_url="https://smprotect.com")
     )

@@ -10,10 +10,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from smartprotect.accounts import service as accounts
 from smartprotect.accounts.models import LoginAttempt, User
 from smartprotect.accounts.service import throttle_account_key
-from smartprotect.commands.models import Command
+from smartprotect.commands import service as commands
+from smartprotect.commands.models import Command, Kind
+from smartprotect.devices import service as devices
 from smartprotect.devices.models import Device, DeviceLocation
+from smartprotect.devices.schemas import CheckIn, LocationFix
 from smartprotect.errors import ValidationFailed
 from smartprotect.mail.links import Links
 from smartprotect.mail.models import OutboxMessage
@@ -25,7 +29,7 @@ from smartprotect.privacy.retention.rules import Category
 from smartprotect.privacy.rights import erasure
 from smartprotect.profile.models import ProfileItem
 from tests.conftest import TEST_SECRET
-from tests.helpers import PASSWORD, add_owner, form_page
+from tests.helpers import PASSWORD, add_device, add_owner, form_page
 from tests.privacy.rights.test_export import _arrange
 
 EMAIL = "aigerim@example.kz"
@@ -92,33 +96,68 @@ def test_a_legal_hold_keeps_only_its_categories_until_it_ends(db, clock, keyring
     assert not keys.key_exists(session=db, subject_id=hold.id)
 
 
-def _database_bytes(database_url: str) -> bytes:
-    path = database_url.removeprefix("sqlite:///")
-    return b"".join(Path(name).read_bytes() for name in sorted(glob.glob(path + "*")))
+def _database_bytes(engine, database_url: str) -> bytes:
+    """Every file the database keeps the test's data in, as it is on disk now.
+
+    PostgreSQL: the test database's own directory, the shared catalogs and every WAL
+    segment, after a checkpoint has written out what is only in memory."""
+    if engine.dialect.name == "sqlite":
+        path = database_url.removeprefix("sqlite:///")
+        return b"".join(Path(name).read_bytes() for name in sorted(glob.glob(path + "*")))
+    with engine.connect() as connection:
+        connection.exec_driver_sql("CHECKPOINT")
+        data = Path(connection.exec_driver_sql("SHOW data_directory").scalar())
+        oid = connection.exec_driver_sql(
+            "SELECT oid FROM pg_database WHERE datname = current_database()").scalar()  # fmt: skip
+    files = [*(data / "base" / str(oid)).iterdir(), *(data / "global").iterdir(),
+             *(data / "pg_wal").iterdir()]  # fmt: skip
+    return b"".join(f.read_bytes() for f in sorted(files) if f.is_file())
 
 
 PERSONAL = ("aigerim@example.kz", "+77012345678", "Сейткали", "Айгерим", "Нурлановна",
-            "N00043238", "43.2389", "Второй телефон", "Call me")  # fmt: skip
+            "N00043238", "43.2389", "76.9512", "Второй телефон", "Call me",
+            "aigerim.home")  # fmt: skip
 
 
-def test_after_erasure_no_personal_string_is_in_the_database_files(signed_in, engine, database_url):
-    if engine.dialect.name != "sqlite":
-        pytest.skip("PostgreSQL keeps dead row versions and old WAL segments: not yet scrubbed")
+def test_after_erasure_no_personal_string_is_in_the_database_files(
+    signed_in, db, clock, keyring, engine, database_url
+):
     client = signed_in
     token = form_page(client, "/account/profile")
     client.post("/account/profile/passport", data={"csrf_token": token, "number": "N00043238",
                 "authority": "МВД РК", "issued_on": "2019-05-17"})  # fmt: skip
     client.post("/account/profile/other", data={"csrf_token": token,
                                                 "text": "Второй телефон у мамы"})  # fmt: skip
-    before = _database_bytes(database_url)
-    # The test can fail: the plain account fields are in the files before erasure.
-    assert b"aigerim@example.kz" in before and "Сейткали".encode() in before
+    user = accounts.get_by_email(session=db, email=EMAIL)
+    phone = add_device(db, keyring=keyring, clock=clock, owner=user,
+                       capabilities=("locate", "lock", "report_accounts"))  # fmt: skip
+    fix = LocationFix(latitude=43.2389, longitude=76.9512, accuracy_m=10, method="gps",
+                      fixed_at=clock.now())  # fmt: skip
+    devices.check_in_many(session=db, keyring=keyring, clock=clock, reports=[devices.Report(
+        credential_hash=phone.credential_hash,
+        report=CheckIn(locations=[fix], accounts=["aigerim.home"]))])  # fmt: skip
+    commands.issue(session=db, keyring=keyring, user=user, device=phone, kind=Kind.LOCK,
+                   clock=clock, links=Links(base_url="https://testserver"),
+                   message="Call me, please", phone="+77015550000")  # fmt: skip
+    sealed_address = user.email_sealed
+    db.commit()
+    # The test can fail: all of it is held, and the owner can read it back.
+    held = client.get("/account/privacy/export.json").content.decode()
+    assert all(text in held for text in PERSONAL), held
+    # Stored only sealed with the owner's key, even while the account lives: none of the
+    # database's own copies (dead row versions, logs, statistics) can name them later.
+    before = _database_bytes(engine, database_url)
+    assert [text for text in PERSONAL if text.encode() in before] == []
+    if engine.dialect.name == "sqlite":
+        assert sealed_address in before
 
     response = client.post("/account/delete", data={"csrf_token": token, "password": PASSWORD})
     assert response.status_code == 200 and "nothing else of it is kept" in response.text
-    after = _database_bytes(database_url)
-    for text in PERSONAL:
-        assert text.encode() not in after, text
+    after = _database_bytes(engine, database_url)
+    assert [text for text in PERSONAL if text.encode() in after] == []
+    if engine.dialect.name == "sqlite":
+        # Not even the ciphertext: overwritten in place, and the log emptied.
+        assert sealed_address not in after
 
 
 def test_erasure_takes_the_accounts_mail_and_nobody_elses(db, clock, keyring, aigerim):
@@ -138,5 +177,5 @@ def test_erasure_takes_the_accounts_mail_and_nobody_elses(db, clock, keyring, ai
     db.commit()
     erasure.erase_account(session=db, keyring=keyring, user=aigerim, clock=clock)
     db.commit()
-    assert db.scalars(select(OutboxMessage.recipient)).all() == [other.email]
+    assert [m.recipient for m in db.scalars(select(OutboxMessage))] == [other.email]
     assert _count(db, LoginAttempt) == 1  # the other account's throttle stands

@@ -120,9 +120,19 @@ def encrypt_field(
 ) -> bytes:
     """Encrypt one field of one row with the subject's key."""
     cipher = _cipher(session=session, master=master, subject_id=subject_id)
+    return seal_with(cipher, table=table, column=column, row_id=row_id, plaintext=plaintext)
+
+
+def seal_with(cipher: AESGCM, *, table: str, column: str, row_id: object, plaintext: str) -> bytes:
+    """`encrypt_field` with a key already at hand (for migrations, which have no models)."""
     nonce = os.urandom(NONCE_BYTES)
     sealed = cipher.encrypt(nonce, plaintext.encode("utf-8"), _field_context(table, column, row_id))
     return FORMAT_V1 + nonce + sealed
+
+
+def unwrap_key(master: MasterKey, *, wrapped: bytes, subject_id: uuid.UUID) -> AESGCM:
+    """A subject's data key as a cipher, from its stored wrapped form."""
+    return AESGCM(master.unwrap(wrapped, context=_wrap_context(subject_id)))
 
 
 def decrypt_field(

@@ -50,10 +50,8 @@ class Rule:
     keep: timedelta = RETENTION
     # Where a table holds several categories, which of its rows this rule covers.
     where: ColumnElement[bool] | None = None
-    # Columns to empty, and what to (None unless named), instead of deleting the row: an item
-    # of a row that lives on.
+    # Columns to empty instead of deleting the row: an item of a row that lives on.
     clear: tuple[str, ...] = ()
-    clear_to: tuple[tuple[str, Any], ...] = ()
     # The item is what the account exists for (its address): when it is past its time, and
     # its owner was told long enough before, the whole account is erased (retention.job).
     erases_account: bool = False

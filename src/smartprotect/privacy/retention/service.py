@@ -159,9 +159,7 @@ def destroy_due(
         .limit(limit)
     )
     statement = (
-        update(rule.model).values({**dict.fromkeys(rule.clear), **dict(rule.clear_to)})
-        if rule.clear
-        else delete(rule.model)
+        update(rule.model).values(dict.fromkeys(rule.clear)) if rule.clear else delete(rule.model)
     )
     result = session.execute(
         statement.where(rule.model.id.in_(chosen)),

@@ -77,6 +77,8 @@ def erase_account(*, session: Session, keyring: Keyring, user: User, clock: Cloc
         secret=keyring.secret, subject_id=user.id,
         details={"kept_for_holds": [str(hold.id) for hold in holds]},
     )  # fmt: skip
+    # Opened while the key still opens it: failed sign-ins are keyed on the address.
+    throttle_key = throttle_account_key(secret=keyring.secret, email=user.email)
     keys.destroy_key(session=session, subject_id=user.id, clock=clock)
     audit.record_event(session=session, clock=clock, action=Tag.KEY_DESTROYED, actor=actor,
                        secret=keyring.secret, subject_id=user.id)  # fmt: skip
@@ -85,12 +87,12 @@ def erase_account(*, session: Session, keyring: Keyring, user: User, clock: Cloc
     # unconfirmed, and may be anyone's.
     session.execute(
         delete(OutboxMessage).where(
-            or_(OutboxMessage.user_id == user.id, OutboxMessage.recipient == user.email)),
+            or_(OutboxMessage.user_id == user.id,
+                OutboxMessage.recipient_index == user.email_index)),
         execution_options={"synchronize_session": False},
     )  # fmt: skip
     session.execute(
-        delete(LoginAttempt).where(LoginAttempt.account_key == throttle_account_key(
-            secret=keyring.secret, email=user.email)),
+        delete(LoginAttempt).where(LoginAttempt.account_key == throttle_key),
         execution_options={"synchronize_session": False},
     )  # fmt: skip
     # Sessions, tokens, profile items, devices with their locations and commands go with it.

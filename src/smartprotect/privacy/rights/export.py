@@ -176,7 +176,7 @@ def _technical(session: Session, user: User) -> dict[str, Any]:
                                  WebSession.expires_at, order=WebSession.created_at),
         "api_tokens": rows(ApiToken, ApiToken.name, ApiToken.prefix, ApiToken.created_at,
                            ApiToken.last_used_at, ApiToken.revoked_at, order=ApiToken.created_at),
-        "email_links": rows(EmailToken, EmailToken.purpose, EmailToken.email,
+        "email_links": rows(EmailToken, EmailToken.purpose,
                             EmailToken.created_at, EmailToken.expires_at, EmailToken.used_at,
                             order=EmailToken.created_at),
         "enrollment_codes": rows(EnrollmentCode, EnrollmentCode.device_name,

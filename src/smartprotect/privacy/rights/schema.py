@@ -123,7 +123,7 @@ EXPORT_SCHEMA: dict[str, Any] = {
                                          "last_used_at": MAYBE_MOMENT,
                                          "revoked_at": MAYBE_MOMENT}),
                 "email_links": _rows("One-time links mailed to the user.", {
-                    "purpose": {"type": "string"}, "email": {"type": "string"},
+                    "purpose": {"type": "string"},
                     "created_at": MOMENT, "expires_at": MOMENT, "used_at": MAYBE_MOMENT}),
                 "enrollment_codes": _rows("", {
                     "device_name": {"type": "string"},

@@ -23,7 +23,7 @@ def _stream(request: Request, user: User, clock, keyring, write):
     user_id, now = user.id, clock.now()
 
     def body():
-        with read_only_session(engine) as session:
+        with read_only_session(engine, keyring=keyring) as session:
             subject = session.get(User, user_id)
             if subject is None:
                 return
