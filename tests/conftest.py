@@ -245,9 +245,65 @@ def command_key_file(tmp_path_factory) -> Path:
     return path
 
 
+SMS_GATEWAY_TOKEN = "sms-gateway-token"
+
+
+class SmsGateway:
+    """A local HTTP receiver standing in for the operator's SMS gateway: it keeps what it
+    is sent with the right bearer token, refuses anything else, and can be made to fail."""
+
+    def __init__(self) -> None:
+        import json
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        gateway = self
+        self.messages: list[dict] = []
+        self.failing = False
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.headers.get("Authorization") != f"Bearer {SMS_GATEWAY_TOKEN}":
+                    self.send_response(401)
+                elif gateway.failing:
+                    self.send_response(502)
+                else:
+                    gateway.messages.append(json.loads(body))
+                    self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/send"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def last_code(self) -> str:
+        return re.search(r"\b(\d{6})\b", self.messages[-1]["text"]).group(1)
+
+
+@pytest.fixture(scope="session")
+def _sms_gateway() -> Iterator[SmsGateway]:
+    gateway = SmsGateway()
+    yield gateway
+    gateway.server.shutdown()
+
+
 @pytest.fixture
-def settings(database_url, smtp_port, command_key_file) -> Settings:
-    return _settings(database_url, smtp_port=smtp_port, command_signing_key_file=command_key_file)
+def sms_gateway(_sms_gateway) -> SmsGateway:
+    _sms_gateway.messages.clear()
+    _sms_gateway.failing = False
+    return _sms_gateway
+
+
+@pytest.fixture
+def settings(database_url, smtp_port, command_key_file, sms_gateway) -> Settings:
+    return _settings(
+        database_url, smtp_port=smtp_port, command_signing_key_file=command_key_file,
+        sms_gateway_url=sms_gateway.url, sms_gateway_token=SMS_GATEWAY_TOKEN,
+    )  # fmt: skip
 
 
 @pytest.fixture

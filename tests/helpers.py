@@ -65,8 +65,9 @@ def add_owner(session, *, clock, keyring, **overrides):
     return create_user(session=session, keyring=keyring, clock=clock, **values)
 
 
-def queue_mail(session_factory, clock, recipient="owner@example.kz", subject="Тема",
-               body="Привет, https://x/y"):
+def queue_mail(
+    session_factory, clock, recipient="owner@example.kz", subject="Тема", body="Привет, https://x/y"
+):
     """Mail queued (and committed) for the account with this address, made if need be."""
     from smartprotect.accounts import service as accounts
     from smartprotect.db import KEYRING, unit_of_work

@@ -24,6 +24,11 @@ class MailBackend(enum.StrEnum):
     CONSOLE = "console"
 
 
+class SmsBackend(enum.StrEnum):
+    HTTP = "http"
+    CONSOLE = "console"
+
+
 class InsecureSettings(RuntimeError):
     """The settings are unsafe for the chosen environment."""
 
@@ -58,6 +63,14 @@ class Settings(BaseSettings):
     smtp_timeout_seconds: float = 10.0
     mail_poll_seconds: float = 5.0
 
+    # Text messages (phone confirmation codes) go to an HTTP gateway as a JSON POST of
+    # {"to", "text", "from"}; without a URL, phone numbers cannot be confirmed.
+    sms_backend: SmsBackend | None = None
+    sms_gateway_url: str | None = None
+    sms_gateway_token: SecretStr | None = None
+    sms_sender: str = "SmartProtect"
+    sms_timeout_seconds: float = 10.0
+
     # The master key wrapping every subject's data key: base64 of 32 random bytes, given
     # directly or in a file. Development falls back to a key file it creates under var/.
     master_key: SecretStr | None = None
@@ -80,6 +93,8 @@ class Settings(BaseSettings):
     def _fill_defaults(self) -> Settings:
         if self.mail_backend is None:
             self.mail_backend = MailBackend.CONSOLE if self.is_development else MailBackend.SMTP
+        if self.sms_backend is None:
+            self.sms_backend = SmsBackend.CONSOLE if self.is_development else SmsBackend.HTTP
         return self
 
     @property
@@ -124,6 +139,11 @@ class Settings(BaseSettings):
             raise InsecureSettings(
                 "SMARTPROTECT_MAIL_BACKEND=console would print one-time links into the "
                 "server's output; use smtp outside development."
+            )
+        if self.sms_backend is SmsBackend.CONSOLE:
+            raise InsecureSettings(
+                "SMARTPROTECT_SMS_BACKEND=console would print confirmation codes into the "
+                "server's output; use http outside development."
             )
 
 

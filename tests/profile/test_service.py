@@ -109,3 +109,47 @@ def test_profile_items_past_a_year_go_with_the_retention_run(db, clock, keyring,
                               now=clock.now(), held=(), limit=100)  # fmt: skip
     data = profile.profile_of(session=db, keyring=keyring, user=user)
     assert data.passport is None and data.other_information == "x"
+
+
+def _code(db, clock, keyring, user) -> str:
+    return profile.request_phone_confirmation(session=db, keyring=keyring, user=user, clock=clock)
+
+
+def _confirm(db, clock, keyring, user, code) -> None:
+    profile.confirm_phone(session=db, keyring=keyring, user=user, code=code, clock=clock)
+
+
+def _wrong(code: str) -> str:
+    return f"{(int(code) + 1) % 10**profile.CODE_DIGITS:06d}"
+
+
+def test_a_phone_code_is_tried_five_times_then_a_new_one_is_needed(db, clock, keyring, user):
+    code = _code(db, clock, keyring, user)
+    assert len(code) == 6 and code.isdigit()
+    for _ in range(profile.MAX_CODE_ATTEMPTS):
+        with pytest.raises(profile.CodeIncorrect):
+            _confirm(db, clock, keyring, user, _wrong(code))
+    with pytest.raises(ValidationFailed) as refused:
+        _confirm(db, clock, keyring, user, code)  # right, but too late
+    assert refused.value.errors == {"code": "Too many wrong codes: ask for a new one."}
+    # A new code at most once a minute, and it works.
+    with pytest.raises(ValidationFailed):
+        _code(db, clock, keyring, user)
+    clock.advance(profile.CODE_COOLDOWN)
+    _confirm(db, clock, keyring, user, f" {_code(db, clock, keyring, user)} ")
+    assert user.phone_verified_at == clock.now()
+    with pytest.raises(ValidationFailed):
+        _code(db, clock, keyring, user)  # nothing left to confirm
+
+
+def test_a_phone_code_expires_and_does_not_confirm_a_changed_number(db, clock, keyring, user):
+    code = _code(db, clock, keyring, user)
+    clock.advance(profile.CODE_TTL)
+    with pytest.raises(ValidationFailed):
+        _confirm(db, clock, keyring, user, code)
+    code = _code(db, clock, keyring, user)
+    profile.change_phone(session=db, keyring=keyring, user=user, phone="+77017776655", clock=clock)
+    with pytest.raises(ValidationFailed) as refused:
+        _confirm(db, clock, keyring, user, code)
+    assert refused.value.errors == {"code": "This code has expired: ask for a new one."}
+    assert user.phone_verified_at is None

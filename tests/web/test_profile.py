@@ -8,6 +8,7 @@ from smartprotect.accounts.models import User
 from smartprotect.audit.models import AuditEvent
 from smartprotect.audit.tags import Tag
 from smartprotect.i18n import translations
+from smartprotect.profile.models import PhoneConfirmation
 from tests.conftest import link_in
 from tests.helpers import PASSWORD, form_page, login_via_web
 from tests.web.conftest import EMAIL
@@ -144,3 +145,41 @@ def test_re_entered_passwords_are_throttled_like_sign_ins(signed_in, db):
     db.expire_all()
     assert db.scalar(select(User)).pending_email is None
     assert db.scalar(select(func.count()).select_from(User)) == 1
+
+
+def test_a_phone_number_is_confirmed_by_a_texted_code(signed_in, db, sms_gateway):
+    html = signed_in.get(PAGE).text
+    assert "not confirmed" in html and "Text me a code" in html
+    assert _post(signed_in, PAGE + "/phone/code").status_code == 303
+    (message,) = sms_gateway.messages
+    assert message["to"] == "+77012345678" and "valid for 10 minutes" in message["text"]
+    # A wrong code is refused, and counted even though the request fails.
+    wrong = _post(signed_in, PAGE + "/phone/confirm", code="000000")
+    if sms_gateway.last_code() == "000000":
+        wrong = _post(signed_in, PAGE + "/phone/confirm", code="111111")
+    assert wrong.status_code == 422 and "The code is incorrect." in wrong.text
+    assert db.scalar(select(PhoneConfirmation.attempts)) == 1
+    assert db.scalar(select(User)).phone_verified_at is None
+
+    right = _post(signed_in, PAGE + "/phone/confirm", code=sms_gateway.last_code())
+    assert right.status_code == 303
+    db.expire_all()
+    assert db.scalar(select(User)).phone_verified_at is not None
+    html = signed_in.get(PAGE + "?done=phone_confirmed").text
+    assert "Your phone number is confirmed." in html and "not confirmed" not in html
+    tags = set(db.scalars(select(AuditEvent.action)))
+    assert {Tag.PROFILE_PHONE_CODE_SENT, Tag.PROFILE_PHONE_CONFIRMED} <= tags
+    # The code itself is nowhere in the database, only its keyed hash.
+    assert sms_gateway.last_code() not in db.scalar(select(PhoneConfirmation.code_hash))
+
+
+def test_a_code_that_could_not_be_sent_changes_nothing(signed_in, db, sms_gateway):
+    sms_gateway.failing = True
+    response = _post(signed_in, PAGE + "/phone/code")
+    assert response.status_code == 422
+    assert "could not be sent" in response.text
+    assert db.scalar(select(func.count()).select_from(PhoneConfirmation)) == 0
+    # Nor does it hold back the next code.
+    sms_gateway.failing = False
+    assert _post(signed_in, PAGE + "/phone/code").status_code == 303
+    assert len(sms_gateway.messages) == 1

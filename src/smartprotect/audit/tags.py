@@ -23,6 +23,8 @@ class Tag(enum.StrEnum):
     PROFILE_DELETED = "account:profile:delete"
     PROFILE_PASSPORT_REVEALED = "account:profile:reveal_passport"
     PROFILE_RENEWED = "account:profile:renew"
+    PROFILE_PHONE_CODE_SENT = "account:profile:phone_code_send"
+    PROFILE_PHONE_CONFIRMED = "account:profile:phone_confirm"
     DEVICE_ENROLLMENT_CODE_CREATED = "device:enrollment_code:create"
     DEVICE_ENROLLED = "device:device:enroll"
     DEVICE_MARKED_LOST = "device:device:lost"

@@ -110,6 +110,10 @@ _CONSENTS_PAGE = T_PRIVACY + (
     "test_the_consents_page_shows_each_consent_and_changes_optional_ones_in_one_click"
 )
 _NEXT_VISIT = T_PRIVACY + "test_a_new_revision_is_put_to_the_user_on_their_next_visit"
+_NOTHING_IN_THE_FILES = (
+    "tests/privacy/rights/test_erasure.py::"
+    "test_after_erasure_no_personal_string_is_in_the_database_files"
+)
 _DECLINING = T_PRIVACY + "test_declining_explains_clause_8_3_and_offers_to_close_the_account"
 
 USERS = "users"
@@ -278,43 +282,61 @@ CLAUSES: tuple[Clause, ...] = (
         number="2.3.3",
         title=N_("Email address"),
         status=ENFORCED,
-        controls=(SCHEMAS + "normalise_email", ACCOUNTS + "verify_email"),
+        controls=(
+            SCHEMAS + "normalise_email",
+            ACCOUNTS + "verify_email",
+            ACCOUNTS + "get_by_email",
+            _SP + "privacy.keys.sealed.Sealed",
+        ),
         tests=(
             T_ACCOUNTS + "test_verification_link_works_once",
             T_ACCOUNTS + "test_unverified_accounts_cannot_sign_in",
             T_WEB + "test_registration_errors_are_shown_next_to_fields_and_nothing_is_written",
+            _NOTHING_IN_THE_FILES,
         ),
         reason=N_(
             "Required at registration, validated, and confirmed by a one-time link before the "
-            "account can sign in."
+            "account can sign in. Stored only sealed with the User's key (as are the phone "
+            "number, names and the mail queued to them), and found by a keyed blind index, so "
+            "no copy the database keeps of a row names the User."
         ),
     ),
     Clause(
         number="2.3.4",
         title=N_("User accounts on the mobile device"),
-        status=PARTIAL,
+        status=ENFORCED,
         controls=(DEVICES + "check_in_many", DEVICES + "accounts_of"),
         tests=(
             T_DEVICES + "test_nothing_unpermitted_is_stored",
             T_DEVICES + "test_withdrawn_consent_stops_storage_at_once",
+            "tests/privacy/retention/test_accounts.py::"
+            "test_a_device_s_accounts_are_emptied_a_year_after_they_were_reported",
         ),
         reason=N_(
-            "Exists: the agent reports a device's accounts only if the owner permitted it, and "
-            "they are stored sealed with the owner's key. Missing: the 1-year retention."
+            "The agent reports a device's accounts only if the owner permitted it; they are "
+            "stored sealed with the owner's key, and emptied a year after they were reported."
         ),
     ),
     Clause(
         number="2.3.5",
         title=N_("Telephone number"),
         status=ENFORCED,
-        controls=(SCHEMAS + "normalise_phone",),
+        controls=(
+            SCHEMAS + "normalise_phone",
+            PROFILE + "request_phone_confirmation",
+            PROFILE + "confirm_phone",
+        ),
         tests=(
             T_WEB + "test_registration_errors_are_shown_next_to_fields_and_nothing_is_written",
             T_API + "test_bad_input_is_a_problem_document_and_writes_nothing",
+            T_WEB_PROFILE + "test_a_phone_number_is_confirmed_by_a_texted_code",
+            T_PROFILE + "test_a_phone_code_is_tried_five_times_then_a_new_one_is_needed",
         ),
         reason=N_(
-            "Required at registration, validated and stored in international format. SMS "
-            "mailings to it need the User's consent."
+            "Required at registration, validated and stored in international format, sealed "
+            "with the User's key. A number is confirmed by a code texted to it (kept only as a "
+            "keyed hash, five tries, ten minutes) and not used until then. SMS mailings to it "
+            "need the User's consent."
         ),
     ),
     Clause(
@@ -695,6 +717,7 @@ CLAUSES: tuple[Clause, ...] = (
         controls=(
             PROFILE + "change_names",
             PROFILE + "change_phone",
+            PROFILE + "confirm_phone",
             PROFILE + "delete_item",
             ACCOUNTS + "request_email_change",
             _SP + "privacy.rights.erasure.close_account",
@@ -705,8 +728,7 @@ CLAUSES: tuple[Clause, ...] = (
             T_PROFILE + "test_each_item_records_when_it_was_given_and_can_be_deleted",
             T_WEB_PROFILE + "test_a_new_email_address_is_used_only_once_confirmed",
             "tests/privacy/rights/test_erasure.py::test_erasure_removes_every_row_and_the_key",
-            "tests/privacy/rights/test_erasure.py::"
-            "test_after_erasure_no_personal_string_is_in_the_database_files",
+            _NOTHING_IN_THE_FILES,
             "tests/privacy/rights/test_erasure.py::"
             "test_a_legal_hold_keeps_only_its_categories_until_it_ends",
             _DECLINING,
@@ -714,16 +736,16 @@ CLAUSES: tuple[Clause, ...] = (
             T_AUDIT + "test_personal_details_are_sealed_with_the_subjects_key",
         ),
         reason=N_(
-            "On the personal data page the User changes their name, phone number (unconfirmed "
-            "until verified), email address (in use only once a link mailed to it is opened), "
-            "passport data and other information, and deletes any of them but the email "
-            "address and phone, which go with the account. Deleting the account shreds the "
-            "subject's key and deletes every row about them; on SQLite deleted content is "
-            "overwritten and the write-ahead log emptied, so no personal string is left in the "
-            "database files. Only the categories under a legal hold in force are kept, sealed "
-            "with the hold's own key, and the User is told what, until when and why. Missing: "
-            "the same guarantee for PostgreSQL's files (dead row versions, WAL), a procedure "
-            "for requests sent by email, and confirming a changed phone number by SMS."
+            "On the personal data page the User changes their name, phone number (unused until "
+            "confirmed by a texted code), email address (in use only once a link mailed to it "
+            "is opened), passport data and other information, and deletes any of them but the "
+            "email address and phone, which go with the account. Personal data is stored only "
+            "sealed with the subject's key; deleting the account shreds that key and deletes "
+            "every row about them, so no personal string is in the database files on either "
+            "engine, and on SQLite not even the ciphertext stays (deleted content overwritten, "
+            "the write-ahead log emptied). Only the categories under a legal hold in force are "
+            "kept, sealed with the hold's own key, and the User is told what, until when and "
+            "why. Missing: a procedure for requests sent by email."
         ),
         evidence=("subject_keys",),
     ),

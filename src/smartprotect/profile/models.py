@@ -7,7 +7,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, LargeBinary, UniqueConstraint
+from sqlalchemy import ForeignKey, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from smartprotect.db import Model, str_enum
@@ -49,3 +49,25 @@ for _category in (Category.PASSPORT, Category.OTHER):
             where=ProfileItem.field.in_([f for f, c in CATEGORY_OF.items() if c is _category]),
         )
     )  # fmt: skip
+
+
+class PhoneConfirmation(Model):
+    """A code texted to the account's phone number, to confirm the number is theirs. Only a
+    keyed hash of the code is kept, with the blind index of the number it was sent to: a
+    code for an earlier number confirms nothing."""
+
+    __tablename__ = "phone_confirmations"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    phone_index: Mapped[str] = mapped_column(String(64))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(default=0)
+    used_at: Mapped[datetime | None]
+
+
+register(Rule(Category.TECHNICAL, PhoneConfirmation, PhoneConfirmation.created_at,
+              lambda ids: PhoneConfirmation.user_id.in_(ids)))  # fmt: skip

@@ -9,10 +9,12 @@ audited without its values; every reveal of passport data is audited too.
 from __future__ import annotations
 
 import enum
+import hmac
+import secrets
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from smartprotect.accounts.models import User
@@ -24,9 +26,11 @@ from smartprotect.errors import ValidationFailed
 from smartprotect.i18n import N_
 from smartprotect.privacy.keys import service as keys
 from smartprotect.privacy.keys.master import Keyring
+from smartprotect.privacy.keys.sealed import index_in
 from smartprotect.privacy.retention.rules import RETENTION, Category
-from smartprotect.profile.models import PASSPORT_FIELDS, Field, ProfileItem
+from smartprotect.profile.models import PASSPORT_FIELDS, Field, PhoneConfirmation, ProfileItem
 from smartprotect.profile.schemas import EARLIEST_ISSUE, NamesUpdate, PassportUpdate
+from smartprotect.security import keyed_hash
 
 MASK = "•"
 # Enough of the number to tell documents apart, not enough to use it.
@@ -188,6 +192,84 @@ def change_phone(
     user.phone_provided_at = clock.now()
     user.phone_verified_at = None
     _audit(session, keyring, clock, user, Tag.PROFILE_CHANGED, Item.PHONE)
+    session.flush()
+
+
+# A confirmation code: six digits, tried at most five times, good for ten minutes; a new
+# one at most every minute, so a page cannot be made to text a phone without end.
+CODE_DIGITS = 6
+CODE_TTL = timedelta(minutes=10)
+CODE_COOLDOWN = timedelta(minutes=1)
+MAX_CODE_ATTEMPTS = 5
+
+
+class CodeIncorrect(ValidationFailed):
+    """A wrong confirmation code: the attempt is counted, so its transaction is kept."""
+
+    keeps_transaction = True
+
+
+def _code_hash(keyring: Keyring, user: User, code: str) -> str:
+    return keyed_hash(secret=keyring.secret, purpose="phone-code", value=f"{user.id}:{code}")
+
+
+def _phone_index(session: Session, user: User) -> str:
+    return index_in(session, purpose="phone", value=user.phone)
+
+
+def request_phone_confirmation(
+    *, session: Session, keyring: Keyring, user: User, clock: Clock
+) -> str:
+    """A new code for the account's unconfirmed number, for the caller to text to it once
+    this transaction commits."""
+    if not user.phone:
+        raise ValidationFailed({"code": N_("Give a phone number first.")})
+    if user.phone_verified_at is not None:
+        raise ValidationFailed({"code": N_("This number is already confirmed.")})
+    now = clock.now()
+    recent = session.scalar(select(func.count()).select_from(PhoneConfirmation).where(
+        PhoneConfirmation.user_id == user.id,
+        PhoneConfirmation.created_at > now - CODE_COOLDOWN,
+    ))  # fmt: skip
+    if recent:
+        raise ValidationFailed({"code": N_("A code was sent a moment ago: wait a minute.")})
+    code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+    session.add(PhoneConfirmation(
+        user_id=user.id, phone_index=_phone_index(session, user),
+        code_hash=_code_hash(keyring, user, code), created_at=now, expires_at=now + CODE_TTL,
+        attempts=0,
+    ))  # fmt: skip
+    _audit(session, keyring, clock, user, Tag.PROFILE_PHONE_CODE_SENT, Item.PHONE)
+    session.flush()
+    return code
+
+
+def confirm_phone(
+    *, session: Session, keyring: Keyring, user: User, code: str, clock: Clock
+) -> None:
+    """Mark the account's number confirmed, given the last code texted to it."""
+    now = clock.now()
+    latest = session.scalar(
+        select(PhoneConfirmation)
+        .where(PhoneConfirmation.user_id == user.id)
+        .order_by(PhoneConfirmation.created_at.desc())
+        .limit(1)
+        .with_for_update()
+    )
+    if (
+        latest is None or latest.used_at is not None or latest.expires_at <= now
+        or not user.phone or latest.phone_index != _phone_index(session, user)
+    ):  # fmt: skip
+        raise ValidationFailed({"code": N_("This code has expired: ask for a new one.")})
+    if latest.attempts >= MAX_CODE_ATTEMPTS:
+        raise ValidationFailed({"code": N_("Too many wrong codes: ask for a new one.")})
+    given = "".join(code.split())
+    if not hmac.compare_digest(latest.code_hash, _code_hash(keyring, user, given)):
+        latest.attempts += 1
+        session.flush()
+        raise CodeIncorrect({"code": N_("The code is incorrect.")})
+    latest.used_at = user.phone_verified_at = now
+    _audit(session, keyring, clock, user, Tag.PROFILE_PHONE_CONFIRMED, Item.PHONE)
     session.flush()
 
 

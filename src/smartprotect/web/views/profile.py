@@ -10,11 +10,12 @@ from starlette.responses import Response
 from smartprotect.accounts import service as accounts
 from smartprotect.deps import ClockDep, DbSession, KeyringDep, SettingsDep
 from smartprotect.errors import Conflict, NotFound, ValidationFailed, rollback_unless_kept
-from smartprotect.i18n import N_
+from smartprotect.i18n import N_, gettext_for
 from smartprotect.privacy.retention.rules import RETENTION
 from smartprotect.privacy.rights import erasure
 from smartprotect.profile import service as profile
 from smartprotect.profile.schemas import NamesUpdate, OtherInformation, PassportUpdate
+from smartprotect.sms import service as sms
 from smartprotect.validation import field_errors
 from smartprotect.web.gates import SignedInUser
 from smartprotect.web.templating import render
@@ -22,6 +23,11 @@ from smartprotect.web.views.forms import CheckedForm, redirect
 from smartprotect.web.views.privacy import closed_page
 
 router = APIRouter()
+
+PHONE_CODE_TEXT = N_(
+    "Smart Protect: your code to confirm this number is {code}. It is valid for "
+    "{minutes} minutes. If you did not ask for it, ignore this message."
+)
 
 
 def _page(request, db, settings, keyring, user, *, form: str = "", values=None, errors=None,
@@ -70,6 +76,38 @@ def change_phone(request: Request, form: CheckedForm, db: DbSession, settings: S
     except ValidationFailed as exc:
         return _invalid(request, db, settings, keyring, user, "phone", form, exc.errors)
     return redirect(request, "/account/profile", query="done=phone")
+
+
+@router.post("/account/profile/phone/code")
+def send_phone_code(
+    request: Request, form: CheckedForm, db: DbSession, settings: SettingsDep, clock: ClockDep,
+    keyring: KeyringDep, user: SignedInUser,
+) -> Response:  # fmt: skip
+    try:
+        code = profile.request_phone_confirmation(session=db, keyring=keyring, user=user,
+                                                  clock=clock)  # fmt: skip
+        text = gettext_for(user.language)(PHONE_CODE_TEXT).format(
+            code=code, minutes=int(profile.CODE_TTL.total_seconds() // 60))  # fmt: skip
+        # Sent before the code is committed: a code that never arrived must not hold back
+        # the next one for a minute.
+        sms.send(settings=settings, to=user.phone, text=text)
+    except (ValidationFailed, sms.SmsUnavailable) as exc:
+        errors = exc.errors if isinstance(exc, ValidationFailed) else {"code": exc.message}
+        return _invalid(request, db, settings, keyring, user, "phone_code", form, errors)
+    return redirect(request, "/account/profile", query="done=phone_code")
+
+
+@router.post("/account/profile/phone/confirm")
+def confirm_phone(
+    request: Request, form: CheckedForm, db: DbSession, settings: SettingsDep, clock: ClockDep,
+    keyring: KeyringDep, user: SignedInUser,
+) -> Response:  # fmt: skip
+    try:
+        profile.confirm_phone(session=db, keyring=keyring, user=user, code=form.get("code", ""),
+                              clock=clock)  # fmt: skip
+    except ValidationFailed as exc:
+        return _invalid(request, db, settings, keyring, user, "phone_code", form, exc.errors, exc)
+    return redirect(request, "/account/profile", query="done=phone_confirmed")
 
 
 @router.post("/account/profile/email")
