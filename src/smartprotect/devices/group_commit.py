@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from smartprotect.clock import Clock
 from smartprotect.commands import service as commands
-from smartprotect.db import DatabaseGate
+from smartprotect.db import KEYRING, DatabaseGate
 from smartprotect.devices import service as devices
 from smartprotect.devices.models import Device
 from smartprotect.mail.links import Links
@@ -112,7 +112,9 @@ class CheckInWriter:
         if self._async_engine is not None:
             # PostgreSQL: SQLAlchemy runs the same code in a greenlet, and every wait for the
             # database gives the event loop back.
-            async with AsyncSession(self._async_engine, expire_on_commit=False) as session:
+            async with AsyncSession(
+                self._async_engine, expire_on_commit=False, info={KEYRING: self._keyring}
+            ) as session:
                 return await session.run_sync(self._store, items)
         # SQLite: only taking the write lock can wait (for another process), so that is done
         # in a thread; once it is held nothing waits, and the rest runs right here.

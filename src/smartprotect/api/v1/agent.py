@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from smartprotect.commands import service as commands
 from smartprotect.commands.models import State
+from smartprotect.db import KEYRING
 from smartprotect.deps import (
     DEVICE_CREDENTIAL_MISSING,
     ClockDep,
@@ -143,7 +144,9 @@ async def one_transaction(state, work: Callable[[Session], T]) -> T:
         return result
 
     if state.async_engine is not None:
-        async with AsyncSession(state.async_engine, expire_on_commit=False) as session:
+        async with AsyncSession(
+            state.async_engine, expire_on_commit=False, info={KEYRING: state.keyring}
+        ) as session:
             return await session.run_sync(unit)
 
     def in_thread() -> T:
