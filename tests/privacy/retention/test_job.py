@@ -127,6 +127,45 @@ def test_large_tables_go_a_chunk_at_a_time(db, session_factory, clock, two_owner
     assert next(t for t in result.tables if t.rule.table == "device_locations").destroyed == 4
 
 
+def test_each_chunk_starts_where_the_last_stopped(db, clock, keyring, two_owners):
+    """Past rows a hold keeps, and past rows received at one and the same moment: no chunk
+    looks at a row an earlier one chose or passed over."""
+    owners, phones = two_owners
+    now = clock.now()
+    clock.set(now - RETENTION - 10 * DAY)
+    for phone in phones:
+        for _ in range(3):
+            report_fix(db, keyring=keyring, clock=clock, device=phone)
+    clock.set(now)
+    _hold(db, clock, owners[0].id)
+    rule = next(r for r in rules() if r.table == "device_locations")
+    held = service.held_subjects(session=db, now=now)[Category.GEOLOCATION]
+    due = db.execute(
+        select(DeviceLocation.received_at, DeviceLocation.id)
+        .where(DeviceLocation.device_id == phones[1].id,
+               DeviceLocation.received_at < now - RETENTION)
+        .order_by(DeviceLocation.received_at, DeviceLocation.id)
+    ).all()  # fmt: skip
+    assert len(due) == 4
+    # Told to start after the second, a chunk leaves the first two alone.
+    chunk = service.destroy_due(session=db, rule=rule, now=now, held=held, limit=1,
+                                after=tuple(due[1]))  # fmt: skip
+    assert (chunk.destroyed, chunk.more, chunk.last) == (1, True, tuple(due[2]))
+    chunks, after = [], None
+    while True:
+        chunk = service.destroy_due(session=db, rule=rule, now=now, held=held, limit=1,
+                                    after=after)  # fmt: skip
+        chunks.append(chunk)
+        after = chunk.last
+        if not chunk.more:
+            break
+    assert [chunk.last for chunk in chunks] == [tuple(due[0]), tuple(due[1]), tuple(due[3]),
+                                                tuple(due[3])]  # fmt: skip
+    assert [chunk.destroyed for chunk in chunks] == [1, 1, 1, 0]
+    db.commit()
+    assert [_fixes_of(db, phone) for phone in phones] == [5, 1]  # held; the one not yet due
+
+
 def test_shorter_rules_apply_their_own_time(db, session_factory, clock, published_policy):
     db.add(LoginAttempt(account_key="a" * 64, client_key="b" * 64, attempted_at=clock.now()))
     db.commit()

@@ -83,7 +83,7 @@ class Sealed:
         sealed = getattr(obj, self.column)
         # Cached together with the ciphertext it came from: a refreshed row is opened again.
         cached = plain.get(self.name)
-        if cached is not None and (cached[0] is sealed or name_unsealed(obj, self.name)):
+        if cached is not None and (cached[0] is sealed or _unsealed(obj, self.name)):
             return cached[1]
         if sealed is None:
             return self.empty
@@ -127,7 +127,7 @@ class Sealed:
         obj.__dict__.get(_UNSEALED, set()).discard(self.name)
 
 
-def name_unsealed(obj: Any, name: str) -> bool:
+def _unsealed(obj: Any, name: str) -> bool:
     return name in obj.__dict__.get(_UNSEALED, ())
 
 

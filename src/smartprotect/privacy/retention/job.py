@@ -170,22 +170,22 @@ def _renew(session_factory, clock: Clock, holder: str) -> None:
 
 def _destroy(session_factory, clock, table: TableResult, now, holder, chunk, stop=None) -> int:
     rule = table.rule
-    destroyed = 0
+    destroyed, after = 0, None
     while True:
         started = time.monotonic()
         with unit_of_work(session_factory) as session:
             # Holds are read again for every chunk: one placed during a long run counts at once.
             held = service.held_subjects(session=session, now=clock.now())
-            count = service.destroy_due(
+            done = service.destroy_due(
                 session=session, rule=rule, now=now, held=held.get(rule.category, ()),
-                limit=chunk,
+                limit=chunk, after=after,
             )  # fmt: skip
             if not service.take_lease(
                 session=session, name=LEASE_NAME, holder=holder, now=clock.now(), ttl=LEASE_TTL
             ):
                 raise service.LeaseLost(LEASE_NAME)
-        destroyed += count
-        if count < chunk:
+        destroyed, after = destroyed + done.destroyed, done.last
+        if not done.more:
             return destroyed
         if stop is not None and stop.is_set():
             raise Stopped
