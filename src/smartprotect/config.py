@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     lost_check_in_seconds: int = 60
     # How often the server runs the retention job (clause 2.4); 0 leaves it to the CLI.
     retention_interval_seconds: int = 3600
+    # Where users write about their data when the site offers no way (clause 7.1); such a
+    # request is handled with `smartprotect rights request`.
+    privacy_contact_email: str = "privacy@smprotect.com"
     var_dir: Path = Path("var")
 
     @model_validator(mode="after")

@@ -86,6 +86,10 @@ class EmailTokenPurpose(enum.StrEnum):
     VERIFY_EMAIL = "verify_email"
     RESET_PASSWORD = "reset_password"  # noqa: S105 - a purpose name, not a secret
     CHANGE_EMAIL = "change_email"
+    # Requests made by email (privacy.rights.requests), confirmed by the account's owner.
+    RIGHTS_ERASE = "rights_erase"
+    RIGHTS_EXPORT = "rights_export"
+    RIGHTS_WITHDRAW_MARKETING = "rights_withdraw_marketing"
 
 
 class EmailToken(Model):

@@ -234,7 +234,7 @@ def register(
     return user
 
 
-def _issue_email_token(
+def issue_email_token(
     *,
     session: Session,
     user: User,
@@ -277,7 +277,7 @@ def _issue_email_token(
 
 
 def _send_verification(*, session: Session, user: User, clock: Clock, links: Links) -> None:
-    raw = _issue_email_token(
+    raw = issue_email_token(
         session=session,
         user=user,
         purpose=EmailTokenPurpose.VERIFY_EMAIL,
@@ -302,7 +302,7 @@ def resend_verification(*, session: Session, email: str, clock: Clock, links: Li
         _send_verification(session=session, user=user, clock=clock, links=links)
 
 
-def _consume_email_token(
+def consume_email_token(
     *, session: Session, raw: str, purpose: EmailTokenPurpose, clock: Clock
 ) -> tuple[EmailToken, User]:
     """The token's user, once: the link must be for the address it was sent to (the
@@ -337,7 +337,7 @@ def _consume_email_token(
 
 def verify_email(*, session: Session, raw_token: str, clock: Clock, keyring: Keyring) -> User:
     """Confirm the address a verification link was sent to."""
-    _token, user = _consume_email_token(
+    _token, user = consume_email_token(
         session=session, raw=raw_token, purpose=EmailTokenPurpose.VERIFY_EMAIL, clock=clock
     )
     if user.email_verified_at is None:
@@ -395,7 +395,7 @@ def request_email_change(
         raise ValidationFailed({"email": N_("This is already your address.")})
     user.pending_email = address
     session.flush()
-    raw = _issue_email_token(
+    raw = issue_email_token(
         session=session, user=user, purpose=EmailTokenPurpose.CHANGE_EMAIL,
         ttl=VERIFY_EMAIL_TTL, clock=clock, email=address,
     )  # fmt: skip
@@ -421,7 +421,7 @@ def confirm_email_change(
     *, session: Session, raw_token: str, clock: Clock, keyring: Keyring
 ) -> User:
     """Make the confirmed new address the account's; its retention clock starts now."""
-    _token, user = _consume_email_token(
+    _token, user = consume_email_token(
         session=session, raw=raw_token, purpose=EmailTokenPurpose.CHANGE_EMAIL, clock=clock
     )
     if get_by_email(session=session, email=user.pending_email) is not None:
@@ -634,7 +634,7 @@ def request_password_reset(
     user = get_by_email(session=session, email=email)
     if user is None:
         return
-    raw = _issue_email_token(
+    raw = issue_email_token(
         session=session,
         user=user,
         purpose=EmailTokenPurpose.RESET_PASSWORD,
@@ -680,7 +680,7 @@ def reset_password(
     """Set a new password from a reset link and sign out every session of the account."""
     if password != password_confirm:
         raise ValidationFailed({"password_confirm": N_("The two passwords differ.")})
-    _token, user = _consume_email_token(
+    _token, user = consume_email_token(
         session=session, raw=raw_token, purpose=EmailTokenPurpose.RESET_PASSWORD, clock=clock
     )
     now = clock.now()

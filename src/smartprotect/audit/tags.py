@@ -41,6 +41,8 @@ class Tag(enum.StrEnum):
     KEY_DESTROYED = "privacy:key:destroy"
     KEYS_ROTATED = "privacy:key:rotate"
     PRIVACY_EXPORTED = "privacy:rights:export"
+    PRIVACY_REQUEST_RECEIVED = "privacy:rights:request"
+    PRIVACY_REQUEST_CONFIRMED = "privacy:rights:request_confirm"
     RETENTION_RUN = "privacy:retention:run"
     HOLD_PLACED = "privacy:hold:place"
     HOLD_RELEASED = "privacy:hold:release"

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import click
 
-from smartprotect.cli import agent, audit, compliance, db, keys, mail, policy, retention, serve
+from smartprotect.cli import (
+    agent,
+    audit,
+    compliance,
+    db,
+    keys,
+    mail,
+    policy,
+    retention,
+    rights,
+    serve,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,3 +34,4 @@ main.add_command(audit.audit)
 main.add_command(compliance.compliance)
 main.add_command(retention.retention)
 main.add_command(retention.hold)
+main.add_command(rights.rights)

@@ -147,6 +147,21 @@ def unsubscribe(
     user = session.get(User, user_id) if user_id else None
     if user is None:
         return False
+    return withdraw(session=session, keyring=keyring, user=user, clock=clock,
+                    user_agent=user_agent, client_ip=client_ip)  # fmt: skip
+
+
+def withdraw(
+    *,
+    session: Session,
+    keyring: Keyring,
+    user: User,
+    clock: Clock,
+    user_agent: str | None = None,
+    client_ip: str | None = None,
+) -> bool:
+    """Withdraw the account's consent to marketing mail, through a link mailed to it (an
+    unsubscribe link, or a request made by email); False if no revision is in force."""
     revision = policy.in_force(session=session)
     if revision is None:
         return False

@@ -114,6 +114,7 @@ _NOTHING_IN_THE_FILES = (
     "tests/privacy/rights/test_erasure.py::"
     "test_after_erasure_no_personal_string_is_in_the_database_files"
 )
+_REQUESTS = "tests/privacy/rights/test_requests.py::"
 _DECLINING = T_PRIVACY + "test_declining_explains_clause_8_3_and_offers_to_close_the_account"
 
 USERS = "users"
@@ -713,7 +714,7 @@ CLAUSES: tuple[Clause, ...] = (
     Clause(
         number="7.1",
         title=N_("The User can delete or change their information"),
-        status=PARTIAL,
+        status=ENFORCED,
         controls=(
             PROFILE + "change_names",
             PROFILE + "change_phone",
@@ -723,6 +724,8 @@ CLAUSES: tuple[Clause, ...] = (
             _SP + "privacy.rights.erasure.close_account",
             PRIVACY_VIEWS + "close_account",
             KEYS + "destroy_key",
+            _SP + "privacy.rights.requests.receive",
+            _SP + "privacy.rights.requests.confirm",
         ),
         tests=(
             T_PROFILE + "test_each_item_records_when_it_was_given_and_can_be_deleted",
@@ -734,6 +737,8 @@ CLAUSES: tuple[Clause, ...] = (
             _DECLINING,
             _KEY_DESTROYED,
             T_AUDIT + "test_personal_details_are_sealed_with_the_subjects_key",
+            _REQUESTS + "test_an_erasure_asked_by_email_happens_only_when_the_owner_confirms",
+            _REQUESTS + "test_an_unknown_address_or_a_stale_link_does_nothing",
         ),
         reason=N_(
             "On the personal data page the User changes their name, phone number (unused until "
@@ -745,7 +750,10 @@ CLAUSES: tuple[Clause, ...] = (
             "engine, and on SQLite not even the ciphertext stays (deleted content overwritten, "
             "the write-ahead log emptied). Only the categories under a legal hold in force are "
             "kept, sealed with the hold's own key, and the User is told what, until when and "
-            "why. Missing: a procedure for requests sent by email."
+            "why. Anything the site does not offer can be asked by writing to the privacy "
+            "address shown on the Privacy and personal data pages: the operator records the "
+            "request, the account's own address is mailed a link, and the request is carried "
+            "out only when its owner confirms it there, so nobody can act in another's name."
         ),
         evidence=("subject_keys",),
     ),
@@ -759,6 +767,7 @@ CLAUSES: tuple[Clause, ...] = (
             PRIVACY_VIEWS + "change_consent",
             _SP + "mail.marketing.unsubscribe",
             _SP + "mail.marketing.still_wanted",
+            _SP + "mail.marketing.withdraw",
         ),
         tests=(
             _CONSENTS_PAGE,
@@ -768,12 +777,14 @@ CLAUSES: tuple[Clause, ...] = (
             "tests/mail/test_marketing.py::"
             "test_a_mailing_carries_one_click_unsubscribe_and_it_works_without_a_session",
             "tests/mail/test_marketing.py::test_withdrawal_stops_a_message_already_queued",
+            _REQUESTS + "test_marketing_consent_withdrawn_by_email",
         ),
         reason=N_(
             "Withdrawal is one ledger event that takes effect at once: from the Privacy page, "
-            "or from the link in every marketing message, which also answers RFC 8058's "
-            "one-click List-Unsubscribe-Post without a sign-in. Consent is asked again when "
-            "each message is delivered, so one already queued is not sent."
+            "from the link in every marketing message, which also answers RFC 8058's "
+            "one-click List-Unsubscribe-Post without a sign-in, or by writing to the privacy "
+            "address, confirmed through a link mailed to the account. Consent is asked again "
+            "when each message is delivered, so one already queued is not sent."
         ),
         evidence=(MARKETING_EMAIL, MARKETING_SMS),
     ),

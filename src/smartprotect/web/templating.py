@@ -56,6 +56,7 @@ def page_context(request: Request, settings: Settings, user=None) -> dict[str, A
         "csrf_field": csrf.FORM_FIELD,
         "user": user,
         "dev_mode": settings.is_development,
+        "privacy_contact": settings.privacy_contact_email,
     }
 
 
