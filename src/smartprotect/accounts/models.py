@@ -19,6 +19,11 @@ LOGIN_THROTTLE_WINDOW = timedelta(minutes=15)
 EMAIL_ADDRESS = "email"
 
 
+def address_form(address: str) -> str:
+    """An address as it is indexed: the same however it was typed."""
+    return address.strip().lower()
+
+
 class User(Model):
     """An account. Its owner's address, phone and names are stored only sealed with their
     key (`Sealed`), so no copy the database keeps of a row names them once the key is gone;
@@ -55,7 +60,8 @@ class User(Model):
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True
     )
 
-    email = Sealed("email_sealed", index="email_index", index_as=EMAIL_ADDRESS)
+    email = Sealed("email_sealed", index="email_index", index_as=EMAIL_ADDRESS,
+                   index_form=address_form)  # fmt: skip
     pending_email = Sealed("pending_email_sealed")
     # An empty number means "not given".
     phone = Sealed("phone_sealed", empty="")

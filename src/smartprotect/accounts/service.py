@@ -18,6 +18,7 @@ from smartprotect.accounts.models import (
     LoginAttempt,
     User,
     WebSession,
+    address_form,
 )
 from smartprotect.accounts.schemas import RegistrationConsents, UserCreate, normalise_email
 from smartprotect.audit import service as audit
@@ -75,7 +76,7 @@ API_TOKENS_PER_USER = 20
 
 def address_index(*, session: Session, email: str) -> str:
     """The blind index an address is found by (addresses are stored only sealed)."""
-    return index_in(session, purpose=EMAIL_ADDRESS, value=email.strip().lower())
+    return index_in(session, purpose=EMAIL_ADDRESS, value=address_form(email))
 
 
 def get_by_email(*, session: Session, email: str) -> User | None:

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from smartprotect.accounts.models import EMAIL_ADDRESS
+from smartprotect.accounts.models import EMAIL_ADDRESS, address_form
 from smartprotect.db import Model, str_enum
 from smartprotect.privacy.keys.sealed import Sealed
 from smartprotect.privacy.retention.rules import Category, Rule, register
@@ -53,7 +53,7 @@ class OutboxMessage(Model):
     sent_at: Mapped[datetime | None]
 
     recipient = Sealed("recipient_sealed", subject="user_id", index="recipient_index",
-                       index_as=EMAIL_ADDRESS)  # fmt: skip
+                       index_as=EMAIL_ADDRESS, index_form=address_form)  # fmt: skip
     subject = Sealed("subject_sealed", subject="user_id")
     body_text = Sealed("body_text_sealed", subject="user_id")
     body_html = Sealed("body_html_sealed", subject="user_id")

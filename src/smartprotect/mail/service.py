@@ -13,7 +13,7 @@ from email.utils import formatdate, make_msgid
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from smartprotect.accounts.models import EMAIL_ADDRESS
+from smartprotect.accounts.models import EMAIL_ADDRESS, address_form
 from smartprotect.clock import Clock
 from smartprotect.config import MailBackend, Settings
 from smartprotect.db import unit_of_work
@@ -104,7 +104,7 @@ def recently_sent(*, session: Session, recipient: str, kind: str, since) -> bool
         .select_from(OutboxMessage)
         .where(
             OutboxMessage.recipient_index
-            == index_in(session, purpose=EMAIL_ADDRESS, value=recipient),
+            == index_in(session, purpose=EMAIL_ADDRESS, value=address_form(recipient)),
             OutboxMessage.kind == kind,
             OutboxMessage.created_at > since,
         )

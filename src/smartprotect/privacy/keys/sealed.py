@@ -16,6 +16,7 @@ and sealed within the session that loaded it, never outside it.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event
@@ -60,16 +61,19 @@ class Sealed:
     """A text attribute stored in `column` sealed with the key of the subject named by the
     attribute `subject` (and bound to table, attribute name and row id), optionally with a
     blind index in `index`, computed for the kind of value `index_as` (values of one kind
-    match across tables). `empty` is what an absent value reads as."""
+    match across tables) over the value's `index_form`. `empty` is what an absent value
+    reads as."""
 
     def __init__(
         self, column: str, *, subject: str = "id", index: str | None = None,
-        index_as: str | None = None, empty: str | None = None,
+        index_as: str | None = None, index_form: Callable[[str], str] = str,
+        empty: str | None = None,
     ) -> None:  # fmt: skip
         self.column = column
         self.subject = subject
         self.index = index
         self.index_as = index_as
+        self.index_form = index_form
         self.empty = empty
         self.name = column
 
@@ -121,7 +125,7 @@ class Sealed:
         if self.index is not None:
             purpose = self.index_as or self.name
             index = None if value is None else blind_index(
-                secret=keyring.secret, purpose=purpose, value=value)  # fmt: skip
+                secret=keyring.secret, purpose=purpose, value=self.index_form(value))  # fmt: skip
             setattr(obj, self.index, index)
         obj.__dict__.setdefault(_PLAIN, {})[self.name] = (sealed, value)
         obj.__dict__.get(_UNSEALED, set()).discard(self.name)
