@@ -738,6 +738,8 @@ CLAUSES: tuple[Clause, ...] = (
             _KEY_DESTROYED,
             T_AUDIT + "test_personal_details_are_sealed_with_the_subjects_key",
             _REQUESTS + "test_an_erasure_asked_by_email_happens_only_when_the_owner_confirms",
+            "tests/privacy/rights/test_erasure.py::"
+            "test_a_backup_from_before_the_erasure_opens_no_more_once_its_master_key_is_retired",
             _REQUESTS + "test_an_unknown_address_or_a_stale_link_does_nothing",
         ),
         reason=N_(
@@ -748,7 +750,9 @@ CLAUSES: tuple[Clause, ...] = (
             "sealed with the subject's key; deleting the account shreds that key and deletes "
             "every row about them, so no personal string is in the database files on either "
             "engine, and on SQLite not even the ciphertext stays (deleted content overwritten, "
-            "the write-ahead log emptied). Only the categories under a legal hold in force are "
+            "the write-ahead log emptied). A backup taken before the erasure becomes unreadable "
+            "once the master key it was taken under is rotated out and destroyed. Only the "
+            "categories under a legal hold in force are "
             "kept, sealed with the hold's own key, and the User is told what, until when and "
             "why. Anything the site does not offer can be asked by writing to the privacy "
             "address shown on the Privacy and personal data pages: the operator records the "

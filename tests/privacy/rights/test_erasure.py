@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from smartprotect.accounts import service as accounts
 from smartprotect.accounts.models import LoginAttempt, User
 from smartprotect.accounts.service import throttle_account_key
 from smartprotect.commands import service as commands
 from smartprotect.commands.models import Command, Kind
+from smartprotect.db import KEYRING
 from smartprotect.devices import service as devices
 from smartprotect.devices.models import Device, DeviceLocation
 from smartprotect.devices.schemas import CheckIn, LocationFix
@@ -22,6 +24,8 @@ from smartprotect.errors import ValidationFailed
 from smartprotect.mail.links import Links
 from smartprotect.mail.models import OutboxMessage
 from smartprotect.privacy.keys import service as keys
+from smartprotect.privacy.keys.master import Keyring, LocalMasterKey, MasterKeyError
+from smartprotect.privacy.keys.models import SubjectKey
 from smartprotect.privacy.retention import service as retention
 from smartprotect.privacy.retention.job import run_retention
 from smartprotect.privacy.retention.models import HeldRecord
@@ -56,6 +60,38 @@ def test_erasure_removes_every_row_and_the_key(db, clock, keyring, aigerim):
     for model in (User, Device, DeviceLocation, Command, ProfileItem, LoginAttempt):
         assert _count(db, model) == 0, model
     assert not keys.key_exists(session=db, subject_id=user_id)
+
+
+def test_a_backup_from_before_the_erasure_opens_no_more_once_its_master_key_is_retired(
+    db, clock, keyring, aigerim
+):
+    """Erasure destroys the data key in the database; a backup taken before it still holds
+    the key, wrapped by the master key. Rotating the master key, and destroying the old one
+    once no backup under it is kept, makes that copy unreadable, while live data stays."""
+    other = add_owner(db, clock=clock, keyring=keyring, email="daniyar@example.kz")
+    db.commit()
+    # What a backup taken now holds of Aigerim: her wrapped key and her sealed address.
+    backup_key = db.scalar(select(SubjectKey.wrapped_key).where(
+        SubjectKey.subject_id == aigerim.id))  # fmt: skip
+    backup_address, user_id = aigerim.email_sealed, aigerim.id
+    erasure.erase_account(session=db, keyring=keyring, user=aigerim, clock=clock)
+    db.commit()
+
+    def opened(master) -> str:
+        cipher = keys.unwrap_key(master, wrapped=backup_key, subject_id=user_id)
+        return keys.open_with(cipher, table="users", column="email", row_id=user_id,
+                              ciphertext=backup_address)  # fmt: skip
+
+    assert opened(keyring.master) == EMAIL  # the reason to retire the master key
+    retired, current = keyring.master, LocalMasterKey(bytes(range(32, 64)))
+    assert keys.rewrap_all(session=db, old=retired, new=current) == 1  # Daniyar's
+    db.commit()
+    with pytest.raises(MasterKeyError):
+        opened(current)
+    # Live data opens with the new master key.
+    fresh = db.get_bind()
+    with Session(fresh, info={KEYRING: Keyring(master=current, secret=keyring.secret)}) as later:
+        assert later.get(User, other.id).email == "daniyar@example.kz"
 
 
 def test_the_password_confirms_it(db, clock, keyring, aigerim):

@@ -130,6 +130,18 @@ def seal_with(cipher: AESGCM, *, table: str, column: str, row_id: object, plaint
     return FORMAT_V1 + nonce + sealed
 
 
+def open_with(cipher: AESGCM, *, table: str, column: str, row_id: object, ciphertext: bytes) -> str:
+    """`decrypt_field` with a key already at hand."""
+    if not ciphertext.startswith(FORMAT_V1):
+        raise CiphertextInvalid(N_("Stored data failed its integrity check."))
+    nonce, sealed = ciphertext[1 : 1 + NONCE_BYTES], ciphertext[1 + NONCE_BYTES :]
+    try:
+        plain = cipher.decrypt(nonce, sealed, _field_context(table, column, row_id))
+    except InvalidTag:
+        raise CiphertextInvalid(N_("Stored data failed its integrity check.")) from None
+    return plain.decode("utf-8")
+
+
 def unwrap_key(master: MasterKey, *, wrapped: bytes, subject_id: uuid.UUID) -> AESGCM:
     """A subject's data key as a cipher, from its stored wrapped form."""
     return AESGCM(master.unwrap(wrapped, context=_wrap_context(subject_id)))
@@ -147,14 +159,7 @@ def decrypt_field(
 ) -> str:
     """Decrypt a field sealed by `encrypt_field` for the same table, column and row."""
     cipher = _cipher(session=session, master=master, subject_id=subject_id)
-    if not ciphertext.startswith(FORMAT_V1):
-        raise CiphertextInvalid(N_("Stored data failed its integrity check."))
-    nonce, sealed = ciphertext[1 : 1 + NONCE_BYTES], ciphertext[1 + NONCE_BYTES :]
-    try:
-        plain = cipher.decrypt(nonce, sealed, _field_context(table, column, row_id))
-    except InvalidTag:
-        raise CiphertextInvalid(N_("Stored data failed its integrity check.")) from None
-    return plain.decode("utf-8")
+    return open_with(cipher, table=table, column=column, row_id=row_id, ciphertext=ciphertext)
 
 
 def key_exists(*, session: Session, subject_id: uuid.UUID) -> bool:
