@@ -137,11 +137,24 @@ def make_async_engine(engine: Engine, *, pool_size: int) -> AsyncEngine:
 # An execution option: this connection only reads (an export streamed for seconds), so on
 # SQLite it takes no write lock, and on PostgreSQL it reads one snapshot.
 READ_ONLY = "smartprotect_read_only"
+# An execution option: on SQLite, take the write lock only if it is free at once, else fail
+# ("database is locked") instead of waiting, so the caller can wait elsewhere (a thread).
+NO_WAIT = "smartprotect_no_wait"
 
 
 def _begin_sqlite(connection) -> None:
-    read_only = connection.get_execution_options().get(READ_ONLY, False)
-    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+    options = connection.get_execution_options()
+    if options.get(READ_ONLY, False):
+        connection.exec_driver_sql("BEGIN")
+        return
+    if not options.get(NO_WAIT, False):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        return
+    connection.exec_driver_sql("PRAGMA busy_timeout=0")
+    try:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    finally:
+        connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
 
 
 @contextmanager
@@ -270,6 +283,10 @@ class DatabaseGate:
         self._waiters = anyio.CapacityLimiter(self.WAITERS)
 
     async def __aenter__(self) -> None:
+        # A free slot is taken right here: a trip to a worker thread and back costs a turn
+        # of the event loop, milliseconds under load (most of a check-in batch's time).
+        if self._semaphore.acquire(blocking=False):
+            return
         try:
             await anyio.to_thread.run_sync(self._semaphore.acquire, limiter=self._waiters)
         except BaseException:

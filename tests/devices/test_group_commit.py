@@ -164,3 +164,31 @@ def test_a_failing_wake_up_after_commit_does_not_fail_the_check_in(
     (outcome,) = asyncio.run(_together(writer, [_report(credentials[0], clock)]))
     assert outcome.error is None and outcome.locations_stored == 1
     assert _stored(session_factory) == 1
+
+
+def test_a_batch_waits_for_another_processs_write_lock_off_the_event_loop(
+    writer, credentials, clock, session_factory, engine, database_url
+):
+    """The write lock is taken at once when free; held by another process (here another
+    connection), the batch waits for it in a thread while the event loop goes on."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL has no database-wide write lock")
+    import sqlite3
+
+    other = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+
+    async def scenario() -> tuple[list, int]:
+        pending = asyncio.ensure_future(writer.submit(_report(credentials[0], clock)))
+        ticks = 0
+        for _ in range(20):  # the loop keeps turning while the batch waits
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert not pending.done()
+        other.execute("COMMIT")
+        return [await pending], ticks
+
+    (outcome,), ticks = asyncio.run(scenario())
+    other.close()
+    assert outcome.error is None and outcome.locations_stored == 1 and ticks == 20
+    assert _stored(session_factory) == 1

@@ -15,13 +15,14 @@ from collections.abc import Callable
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from smartprotect.clock import Clock
 from smartprotect.commands import service as commands
-from smartprotect.db import KEYRING, DatabaseGate
+from smartprotect.db import KEYRING, NO_WAIT, DatabaseGate
 from smartprotect.devices import service as devices
 from smartprotect.devices.models import Device
 from smartprotect.mail.links import Links
@@ -124,7 +125,15 @@ class CheckInWriter:
     async def _locked_transaction(self, items: list[devices.Report]) -> list[Any]:
         session = self._factory()
         try:
-            await run_in_threadpool(session.connection)
+            try:
+                # Usually the write lock is free (this process holds the gate): taken right
+                # here. A trip to a thread costs a turn of the event loop, milliseconds
+                # under load; it is made only to wait for another process's transaction.
+                session.connection(execution_options={NO_WAIT: True})
+            except OperationalError:
+                _discard(session)
+                session = self._factory()
+                await run_in_threadpool(session.connection)
             outcomes = self._stage(session, items)
             # Committing writes the batch's pages to the WAL, and now and then checkpoints it:
             # file work that SQLite does without the interpreter lock, so in a thread the

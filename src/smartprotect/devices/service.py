@@ -338,18 +338,20 @@ def check_in_many(
     return outcomes
 
 
+# What a stored fix holds, as JSON. Formatted, not json.dumps'd: this runs for every fix of
+# every check-in, and validated coordinates, accuracy and method need no escaping.
+_FIX_JSON = (
+    '{{"latitude": {fix.latitude!r}, "longitude": {fix.longitude!r}, '
+    '"accuracy_m": {fix.accuracy_m!r}, "method": "{method}"}}'
+)
+
+
 def _sealed_fix(session: Session, keyring: Keyring, row, fix: LocationFix, now) -> dict:
     row_id = time_ordered_id()
-    payload = {
-        "latitude": fix.latitude,
-        "longitude": fix.longitude,
-        "accuracy_m": fix.accuracy_m,
-        "method": fix.method.value,
-    }
     sealed = keys.encrypt_field(
         session=session, master=keyring.master, subject_id=row.user_id,
         table=DeviceLocation.__tablename__, column="sealed", row_id=row_id,
-        plaintext=json.dumps(payload),
+        plaintext=_FIX_JSON.format(fix=fix, method=fix.method.value),
     )  # fmt: skip
     return {"id": row_id, "device_id": row.id, "fixed_at": fix.fixed_at, "received_at": now,
             "sealed": sealed}  # fmt: skip
