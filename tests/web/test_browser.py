@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.conftest import ARTIFACTS, link_in
+from tests.conftest import ARTIFACTS, SMS_GATEWAY_TOKEN, link_in
 from tests.live import live_server
 
 CHROMIUM = os.environ.get("SMARTPROTECT_CHROMIUM", "/usr/bin/chromium")
@@ -63,9 +63,14 @@ def browser():
 
 
 @pytest.fixture
-def server(database_url, engine, smtp_port, tmp_path):
+def server(database_url, engine, smtp_port, tmp_path, sms_gateway):
     with live_server(
-        database_url=database_url, smtp_port=smtp_port, log_path=tmp_path / "server.log"
+        database_url=database_url,
+        smtp_port=smtp_port,
+        log_path=tmp_path / "server.log",
+        SMARTPROTECT_SMS_BACKEND="http",
+        SMARTPROTECT_SMS_GATEWAY_URL=sms_gateway.url,
+        SMARTPROTECT_SMS_GATEWAY_TOKEN=SMS_GATEWAY_TOKEN,
     ) as running:
         yield running
 
@@ -382,13 +387,11 @@ def test_this_machines_agent_on_the_map_locked_and_wiped_in_a_real_browser(
 
 
 def test_see_change_download_and_delete_my_data_in_a_real_browser(
-    browser, server, published_policy, mailbox, db
+    browser, server, published_policy, mailbox, db, sms_gateway
 ):
     import json
 
-    from sqlalchemy import func, select
-
-    from smartprotect.accounts.models import User
+    from smartprotect.accounts import service as accounts
 
     email = "mydata@example.kz"
     page, broken = _owner_page(browser, server, mailbox, email, "0199")
@@ -409,6 +412,14 @@ def test_see_change_download_and_delete_my_data_in_a_real_browser(
     expect(page.locator(".passport-number")).to_have_text("N98765432")
     _shot(page, "my-data")
 
+    # Confirm the phone number with the code texted to it.
+    page.get_by_role("button", name="Text me a code").click()
+    expect(page.locator("[role=status]")).to_contain_text("We have texted a code")
+    page.fill("#phone #f-code", sms_gateway.last_code())
+    page.get_by_role("button", name="Confirm my number").click()
+    expect(page.locator("[role=status]")).to_contain_text("Your phone number is confirmed.")
+    expect(page.locator("#phone")).not_to_contain_text("not confirmed")
+
     # Download everything, as JSON, from the Privacy page.
     page.goto(f"{server.url}/en/account/privacy")
     with page.expect_download() as download:
@@ -428,5 +439,5 @@ def test_see_change_download_and_delete_my_data_in_a_real_browser(
     _shot(page, "my-data-deleted")
     assert broken == []
     db.expire_all()
-    assert db.scalar(select(func.count()).select_from(User).where(User.email == email)) == 0
+    assert accounts.get_by_email(session=db, email=email) is None
     page.close()

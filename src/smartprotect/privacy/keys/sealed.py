@@ -80,6 +80,12 @@ class Sealed:
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
 
+    def __eq__(self, other: object) -> bool:
+        # `Model.email == x` in a query would quietly compare this descriptor, not a column.
+        raise TypeError(f"{self.name} is sealed: query it by its blind index")
+
+    __hash__ = object.__hash__
+
     def __get__(self, obj: Any, owner: type | None = None) -> Any:
         if obj is None:
             return self
