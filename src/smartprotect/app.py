@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp
 
 from smartprotect import __version__
+from smartprotect.api import fmd_v1
 from smartprotect.api.fast_path import FastPath
 from smartprotect.api.v1.agent import answer_check_in, check_in
 from smartprotect.clock import Clock, SystemClock
@@ -38,6 +39,7 @@ from smartprotect.db import (
 from smartprotect.devices.group_commit import POSTGRES_WRITERS, CheckInWriter
 from smartprotect.devices.signing import command_key_from_settings
 from smartprotect.errors import SmartProtectError
+from smartprotect.fmd import push as fmd_push
 from smartprotect.i18n import N_, translations
 from smartprotect.mail.links import Links
 from smartprotect.mail.service import QUEUED_FLAG as MAIL_QUEUED
@@ -126,6 +128,7 @@ def create_app(
         queued_for = session.info.pop(COMMAND_QUEUED, None)
         if queued_for:
             notifier.publish(queued_for, via_database=engine.dialect.name == "postgresql")
+        fmd_push.wake_queued(session)
         if session.info.pop(SCRUB, False) and not scrub(engine, patience_ms=SCRUB_PATIENCE_MS):
             log.info("the write-ahead log is emptied by the next retention run, not now")
 
@@ -189,6 +192,8 @@ def create_app(
     # The busiest route, so a plain one, and first: matched before any other is tried.
     app.add_route(CHECK_IN_PATH, check_in, methods=["POST"], include_in_schema=False)
     app.include_router(api_v1_router, prefix="/api/v1")
+    app.include_router(fmd_v1.router, prefix="/api/v1")
+    app.include_router(fmd_v1.root_router)
     app.include_router(web_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

@@ -10,6 +10,7 @@ from smartprotect.devices.models import (
     EnrollmentCode,
     TheftIncident,
 )
+from smartprotect.fmd.models import FmdAccount, FmdItem, FmdSession
 from smartprotect.mail.models import OutboxMessage
 from smartprotect.privacy.consent.models import ConsentEvent
 from smartprotect.privacy.keys.models import SubjectKey
@@ -33,6 +34,9 @@ __all__ = [
     "DeviceLocation",
     "EmailToken",
     "EnrollmentCode",
+    "FmdAccount",
+    "FmdItem",
+    "FmdSession",
     "HeldRecord",
     "JobLease",
     "LegalHold",

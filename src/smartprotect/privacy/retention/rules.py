@@ -84,6 +84,8 @@ EXEMPT: dict[str, str] = {
     "held_records": "what a hold kept of an erased account: destroyed when the hold ends, "
     "not by age (retention.service.destroy_unheld_records)",
     "job_leases": "which server instance runs a job",
+    "fmd_accounts": "an FMD phone's protocol account lives as long as its device and goes "
+    "with it; its locations, pictures and sessions are ruled on their own",
 }
 
 
