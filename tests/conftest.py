@@ -31,13 +31,13 @@ from smartprotect.db import Base, make_engine, make_session_factory, normalise_u
 from smartprotect.mail.service import deliver_pending
 from smartprotect.privacy.keys.master import Keyring, LocalMasterKey, encode_key
 from smartprotect.privacy.policy import service as policy_service
+from tests.helpers import LocalReceiver
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY_DIR = ROOT / "policy"
 TEST_SECRET = "test-secret-" + "k" * 40
 TEST_MASTER_KEY = bytes(range(32))
 ARTIFACTS = ROOT / "test-artifacts"
-
 
 # -- the database --------------------------------------------------------------------------
 
@@ -248,37 +248,18 @@ def command_key_file(tmp_path_factory) -> Path:
 SMS_GATEWAY_TOKEN = "sms-gateway-token"
 
 
-class SmsGateway:
-    """A local HTTP receiver standing in for the operator's SMS gateway: it keeps what it
-    is sent with the right bearer token, refuses anything else, and can be made to fail."""
+class SmsGateway(LocalReceiver):
+    """The operator's SMS gateway, on this machine: it takes JSON messages with the token."""
 
     def __init__(self) -> None:
+        super().__init__(token=SMS_GATEWAY_TOKEN)
+        self.url = self.base_url + "/send"
+
+    @property
+    def messages(self) -> list[dict]:
         import json
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-        gateway = self
-        self.messages: list[dict] = []
-        self.failing = False
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if self.headers.get("Authorization") != f"Bearer {SMS_GATEWAY_TOKEN}":
-                    self.send_response(401)
-                elif gateway.failing:
-                    self.send_response(502)
-                else:
-                    gateway.messages.append(json.loads(body))
-                    self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *_args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/send"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return [json.loads(body) for _path, _headers, body in self.received]
 
     def last_code(self) -> str:
         return re.search(r"\b(\d{6})\b", self.messages[-1]["text"]).group(1)
@@ -293,8 +274,7 @@ def _sms_gateway() -> Iterator[SmsGateway]:
 
 @pytest.fixture
 def sms_gateway(_sms_gateway) -> SmsGateway:
-    _sms_gateway.messages.clear()
-    _sms_gateway.failing = False
+    _sms_gateway.reset()
     return _sms_gateway
 
 

@@ -111,3 +111,44 @@ def report_fix(session, *, keyring, clock, device, latitude=43.2, longitude=76.9
                                 report=CheckIn(locations=[fix]))],
     )  # fmt: skip
     assert outcome.error is None and outcome.locations_stored == 1
+
+
+class LocalReceiver:
+    """An HTTP server on this machine standing in for a service the server posts to (an SMS
+    gateway, a UnifiedPush endpoint): it records each POST as (path, headers, body), refuses
+    a wrong bearer token when it has one, and can be made to fail."""
+
+    def __init__(self, *, token: str | None = None) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        receiver = self
+        self.received: list[tuple[str, dict[str, str], bytes]] = []
+        self.arrived = threading.Event()
+        self.failing = False
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if token is not None and self.headers.get("Authorization") != f"Bearer {token}":
+                    self.send_response(401)
+                elif receiver.failing:
+                    self.send_response(502)
+                else:
+                    receiver.received.append((self.path, dict(self.headers), body))
+                    receiver.arrived.set()
+                    self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def reset(self) -> None:
+        self.received.clear()
+        self.arrived.clear()
+        self.failing = False

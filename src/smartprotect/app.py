@@ -40,6 +40,7 @@ from smartprotect.devices.group_commit import POSTGRES_WRITERS, CheckInWriter
 from smartprotect.devices.signing import command_key_from_settings
 from smartprotect.errors import SmartProtectError
 from smartprotect.fmd import push as fmd_push
+from smartprotect.fmd.service import FmdError
 from smartprotect.i18n import N_, translations
 from smartprotect.mail.links import Links
 from smartprotect.mail.service import QUEUED_FLAG as MAIL_QUEUED
@@ -247,6 +248,10 @@ def problem(
 
 
 def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(FmdError)
+    async def fmd_refusal(_request: Request, exc: FmdError) -> Response:
+        return fmd_v1.refusal(exc)
+
     @app.exception_handler(SmartProtectError)
     async def domain_error(request: Request, exc: SmartProtectError) -> Response:
         _ = translations(language(request)).gettext

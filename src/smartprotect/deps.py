@@ -37,6 +37,7 @@ def get_db(
     except BaseException as exc:
         if getattr(exc, "keeps_transaction", False):
             session.commit()  # e.g. a wrong password: the failed attempt must count
+            request.app.state.after_commit(session)
         else:
             session.rollback()
         raise

@@ -6,9 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from argon2.low_level import Type, hash_secret
@@ -22,7 +20,7 @@ from smartprotect.devices.models import Capability, Device
 from smartprotect.fmd import service as fmd
 from smartprotect.fmd.models import FmdAccount, FmdItem
 from smartprotect.privacy.consent.models import ConsentEvent
-from tests.helpers import add_owner
+from tests.helpers import LocalReceiver, add_owner
 
 API = "/api/v1"
 PASSWORD = "a phone passphrase"
@@ -72,34 +70,11 @@ class Phone:
         return AESGCM(key).decrypt(raw[384:396], raw[396:], None)
 
 
-class PushReceiver:
-    """A UnifiedPush endpoint on this machine, recording the wake-ups it gets."""
-
-    def __init__(self) -> None:
-        received = self.received = []
-        self.arrived = threading.Event()
-        arrived = self.arrived
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                received.append((self.path, dict(self.headers), body))
-                arrived.set()
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *_args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/UP?token=abc"
-
-
 @pytest.fixture
 def receiver():
-    receiver = PushReceiver()
+    """The phone's UnifiedPush endpoint, on this machine."""
+    receiver = LocalReceiver()
+    receiver.url = receiver.base_url + "/UP?token=abc"
     yield receiver
     receiver.server.shutdown()
 

@@ -1,8 +1,8 @@
 """The FMD server protocol, API v1, as the FMD Android app (0.15) and FMD clients call it.
 
 Mounted under /api/v1 beside our own API (no path is shared). Bodies are JSON whose keys are
-matched without regard to case, as FMD's Go server does; refusals are the protocol's plain
-text with its status codes, not problem documents.
+matched without regard to case, as FMD's Go server does; refusals (`FmdError`) are the
+protocol's plain text with its status codes, not problem documents (`refusal`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,12 @@ from smartprotect.fmd import service as fmd
 from smartprotect.fmd.models import FmdAccount, ItemKind
 from smartprotect.fmd.service import FmdError
 
-router = APIRouter(tags=["fmd"], include_in_schema=True)
+router = APIRouter(tags=["fmd"])
 root_router = APIRouter(tags=["fmd"])
+
+
+def refusal(exc: FmdError) -> Response:
+    return PlainTextResponse(f"{exc}\n", status_code=exc.status_code)
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -40,15 +44,19 @@ def _text(data: dict[str, Any], key: str) -> str:
     return value
 
 
-def _refusal(exc: FmdError) -> Response:
-    return PlainTextResponse(f"{exc}\n", status_code=exc.status_code)
+def _count(data: dict[str, Any], key: str) -> int:
+    value = data.get(key.lower(), 0)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise FmdError(400, "Invalid JSON")
+    return value
 
 
 def _package(idt: str, data: str) -> JSONResponse:
     return JSONResponse({"IDT": idt, "Data": data})
 
 
-async def _account(request: Request, db, clock) -> tuple[dict[str, Any], FmdAccount]:
+async def _signed_in(request: Request, db, clock) -> tuple[dict[str, Any], FmdAccount]:
+    """The body, and the account its access token (`IDT`) is for."""
     data = await _body(request)
     return data, fmd.account_for_token(session=db, clock=clock, token=_text(data, "IDT"))
 
@@ -61,103 +69,73 @@ def version() -> Response:
 
 
 @router.put("/device")
-async def register(request: Request, db: DbSession, clock: ClockDep,
-                   keyring: KeyringDep) -> Response:  # fmt: skip
-    """Register the phone with an enrollment code from its owner's dashboard as the
+async def register(
+    request: Request, db: DbSession, clock: ClockDep, keyring: KeyringDep
+) -> Response:
+    """Register the phone, with an enrollment code from its owner's dashboard as the
     registration token."""
-    try:
-        data = await _body(request)
-        account = fmd.register(
-            session=db, keyring=keyring, clock=clock,
-            registration_token=_text(data, "registrationToken"),
-            requested_username=_text(data, "requestedUsername"),
-            hashed_password=_text(data, "hashedPassword"),
-            public_key=_text(data, "pubkey"), private_key=_text(data, "privkey"),
-        )  # fmt: skip
-    except FmdError as exc:
-        return _refusal(exc)
+    data = await _body(request)
+    account = fmd.register(
+        session=db, keyring=keyring, clock=clock,
+        registration_token=_text(data, "registrationToken"),
+        requested_username=_text(data, "requestedUsername"),
+        hashed_password=_text(data, "hashedPassword"),
+        public_key=_text(data, "pubkey"), private_key=_text(data, "privkey"),
+    )  # fmt: skip
     return JSONResponse({"DeviceId": account.username})
 
 
 @router.post("/device")
 async def delete_device(request: Request, db: DbSession, clock: ClockDep) -> Response:
     """Delete the phone's account, with its locations, pictures and sessions."""
-    try:
-        _data, account = await _account(request, db, clock)
-    except FmdError as exc:
-        return _refusal(exc)
+    _data, account = await _signed_in(request, db, clock)
     fmd.delete_account(session=db, account=account)
     return Response(status_code=200)
 
 
 @router.put("/salt")
 async def salt(request: Request, db: DbSession) -> Response:
-    try:
-        data = await _body(request)
-        username = _text(data, "IDT")
-        return _package(username, fmd.salt_of(session=db, username=username))
-    except FmdError as exc:
-        return _refusal(exc)
+    username = _text(await _body(request), "IDT")
+    return _package(username, fmd.salt_of(session=db, username=username))
 
 
 @router.put("/requestAccess")
 async def request_access(request: Request, db: DbSession, clock: ClockDep) -> Response:
     """Log in with the app's Argon2id hash; a refused attempt counts toward the lock."""
-    try:
-        data = await _body(request)
-        seconds = data.get("sessiondurationseconds", 0)
-        if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 0:
-            raise FmdError(400, "Invalid JSON")
-        username = _text(data, "IDT")
-        token, _ = fmd.log_in(session=db, clock=clock, username=username,
-                                      client_hash=_text(data, "Data"), seconds=seconds)  # fmt: skip
-    except FmdError as exc:
-        if exc.status_code == 423:
-            locked = fmd.account_named(session=db, username=_text(data, "IDT"))
-            push.wake_after_commit(db, locked.push_url if locked else None)
-        return _refusal(exc)
+    data = await _body(request)
+    username = _text(data, "IDT")
+    token, _ = fmd.log_in(session=db, clock=clock, username=username,
+                          client_hash=_text(data, "Data"),
+                          seconds=_count(data, "SessionDurationSeconds"))  # fmt: skip
     return _package(username, token)
 
 
 @router.put("/key")
 async def private_key(request: Request, db: DbSession, clock: ClockDep) -> Response:
     """The private key, as the app wrapped it (also the app's connectivity check)."""
-    try:
-        data, account = await _account(request, db, clock)
-    except FmdError as exc:
-        return _refusal(exc)
+    data, account = await _signed_in(request, db, clock)
     return _package(_text(data, "IDT"), account.private_key)
 
 
 @router.put("/pubKey")
 async def public_key(request: Request, db: DbSession, clock: ClockDep) -> Response:
-    try:
-        data, account = await _account(request, db, clock)
-    except FmdError as exc:
-        return _refusal(exc)
+    data, account = await _signed_in(request, db, clock)
     return _package(_text(data, "IDT"), account.public_key)
 
 
 @router.post("/password")
 async def change_password(request: Request, db: DbSession, clock: ClockDep) -> Response:
     """A new password and re-wrapped private key; every session, this one too, ends."""
-    try:
-        data, account = await _account(request, db, clock)
-        fmd.change_password(session=db, account=account,
-                            client_hash=_text(data, "hashedPassword"),
-                            private_key=_text(data, "privkey"))  # fmt: skip
-    except FmdError as exc:
-        return _refusal(exc)
+    data, account = await _signed_in(request, db, clock)
+    fmd.change_password(session=db, account=account, client_hash=_text(data, "hashedPassword"),
+                        private_key=_text(data, "privkey"))  # fmt: skip
     return _package(_text(data, "IDT"), "true")
 
 
 @router.put("/command")
 async def take_command(request: Request, db: DbSession, clock: ClockDep) -> Response:
     """The waiting command for the phone, emptied from its slot as it is read."""
-    try:
-        data, account = await _account(request, db, clock)
-    except FmdError as exc:
-        return _refusal(exc)
+    data, account = await _signed_in(request, db, clock)
     command = fmd.take_command(account=account)
     return JSONResponse({"IDT": _text(data, "IDT"), "Data": command.data,
                          "UnixTime": command.unix_time, "CmdSig": command.signature})  # fmt: skip
@@ -166,14 +144,8 @@ async def take_command(request: Request, db: DbSession, clock: ClockDep) -> Resp
 @router.post("/command")
 async def put_command(request: Request, db: DbSession, clock: ClockDep) -> Response:
     """A command signed by an FMD client for the phone, which is woken to fetch it."""
-    try:
-        data, account = await _account(request, db, clock)
-        unix_time = data.get("unixtime", 0)
-        if not isinstance(unix_time, int) or isinstance(unix_time, bool) or unix_time < 0:
-            raise FmdError(400, "Invalid JSON")
-        command = fmd.Command(_text(data, "Data"), unix_time, _text(data, "CmdSig"))
-    except FmdError as exc:
-        return _refusal(exc)
+    data, account = await _signed_in(request, db, clock)
+    command = fmd.Command(_text(data, "Data"), _count(data, "UnixTime"), _text(data, "CmdSig"))
     if fmd.set_command(account=account, command=command):
         push.wake_after_commit(db, account.push_url)
     return Response(status_code=200)
@@ -181,73 +153,51 @@ async def put_command(request: Request, db: DbSession, clock: ClockDep) -> Respo
 
 @router.put("/push")
 async def set_push(request: Request, db: DbSession, clock: ClockDep) -> Response:
-    try:
-        data, account = await _account(request, db, clock)
-    except FmdError as exc:
-        return _refusal(exc)
+    data, account = await _signed_in(request, db, clock)
     account.push_url = _text(data, "Data")[:2048] or None
     return Response(status_code=200)
 
 
 @router.post("/push")
 async def get_push(request: Request, db: DbSession, clock: ClockDep) -> Response:
-    try:
-        _data, account = await _account(request, db, clock)
-    except FmdError as exc:
-        return _refusal(exc)
+    _data, account = await _signed_in(request, db, clock)
     return PlainTextResponse(account.push_url or "")
 
 
 @router.post("/location")
 async def upload_location(request: Request, db: DbSession, clock: ClockDep) -> Response:
     """Store an encrypted location as the app sent it."""
-    try:
-        data, account = await _account(request, db, clock)
-        blob = _text(data, "Data")
-    except FmdError as exc:
-        return _refusal(exc)
+    data, account = await _signed_in(request, db, clock)
     # Kept as FMD clients read it back: a JSON object whose Data is the blob.
-    stored = json.dumps({"IDT": "", "Data": blob}, indent=1)
+    stored = json.dumps({"IDT": "", "Data": _text(data, "Data")}, indent=1)
     fmd.add_item(session=db, clock=clock, account=account, kind=ItemKind.LOCATION, data=stored)
     return Response(status_code=200)
 
 
 @router.put("/location")
 async def read_location(request: Request, db: DbSession, clock: ClockDep) -> Response:
-    try:
-        data, account = await _account(request, db, clock)
-        index = _index(_text(data, "Data"))
-        stored = fmd.item_at(session=db, account=account, kind=ItemKind.LOCATION, index=index)
-    except FmdError as exc:
-        return _refusal(exc)
+    data, account = await _signed_in(request, db, clock)
+    stored = fmd.item_at(session=db, account=account, kind=ItemKind.LOCATION,
+                         index=_index(_text(data, "Data")))  # fmt: skip
     return Response(stored, media_type="application/json")
 
 
 @router.post("/locations")
 async def all_locations(request: Request, db: DbSession, clock: ClockDep) -> Response:
-    try:
-        _data, account = await _account(request, db, clock)
-    except FmdError as exc:
-        return _refusal(exc)
+    _data, account = await _signed_in(request, db, clock)
     return JSONResponse(fmd.items(session=db, account=account, kind=ItemKind.LOCATION))
 
 
 @router.put("/locationDataSize")
 async def location_count(request: Request, db: DbSession, clock: ClockDep) -> Response:
-    try:
-        _data, account = await _account(request, db, clock)
-    except FmdError as exc:
-        return _refusal(exc)
+    _data, account = await _signed_in(request, db, clock)
     count = fmd.count_items(session=db, account=account, kind=ItemKind.LOCATION)
     return _package("", str(count))
 
 
 @router.post("/locations/delete")
 async def delete_locations(request: Request, db: DbSession, clock: ClockDep) -> Response:
-    try:
-        _data, account = await _account(request, db, clock)
-    except FmdError as exc:
-        return _refusal(exc)
+    _data, account = await _signed_in(request, db, clock)
     fmd.delete_items(session=db, account=account, kind=ItemKind.LOCATION)
     return Response(status_code=200)
 

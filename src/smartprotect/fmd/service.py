@@ -25,6 +25,7 @@ from smartprotect.devices import service as devices
 from smartprotect.devices.models import Device
 from smartprotect.devices.schemas import EnrollRequest
 from smartprotect.errors import SmartProtectError
+from smartprotect.fmd import push
 from smartprotect.fmd.models import FmdAccount, FmdItem, FmdSession, ItemKind
 from smartprotect.privacy.keys.master import Keyring
 from smartprotect.security import hash_token
@@ -50,7 +51,11 @@ PASSWORD_CONTEXT = b"context:serverSidePasswordHash"
 
 
 class FmdError(SmartProtectError):
-    """A refusal in the protocol's own terms: a status and a plain-text message."""
+    """A refusal in the protocol's own terms: a status and a plain-text message. What was
+    written before it stands: a counted wrong password, the lock's "423" command, when the
+    phone was last seen; nothing else is written before a refusal."""
+
+    keeps_transaction = True
 
     def __init__(self, status_code: int, message: str) -> None:
         super().__init__(message)
@@ -138,6 +143,7 @@ def log_in(
         account.failed_logins, account.locked_until = 0, None
     if account.failed_logins > MAX_FAILED_LOGINS:
         set_command(account=account, command=Command(LOCKED_COMMAND, 0, ""))
+        push.wake_after_commit(session, account.push_url)
         raise FmdError(423, "Account is locked")
     if not hmac.compare_digest(account.password_hash, server_password_hash(client_hash)):
         account.failed_logins += 1
