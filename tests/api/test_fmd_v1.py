@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from smartprotect.devices import service as devices
 from smartprotect.devices.models import Capability, Device
 from smartprotect.fmd import service as fmd
-from smartprotect.fmd.models import FmdAccount, FmdItem
+from smartprotect.fmd.models import FmdAccount, FmdItem, ItemKind
 from smartprotect.privacy.consent.models import ConsentEvent
 from tests.helpers import LocalReceiver, add_owner
 
@@ -254,3 +254,26 @@ def test_deleting_the_device_takes_everything_of_it(client, db, clock, keyring, 
     for model in (Device, FmdAccount, FmdItem):
         assert db.scalar(select(func.count()).select_from(model)) == 0
     assert _put(client, "/key", {"IDT": token, "Data": ""}).status_code == 401
+
+
+def test_pictures_up_to_15_mib_are_kept_the_newest_ten(
+    client, db, clock, keyring, owner, phone, monkeypatch
+):
+    _register(client, phone, _code(db, keyring, clock, owner))
+    token = _log_in(client, phone)
+    big = base64.b64encode(os.urandom(10 * 1024 * 1024)).decode()  # ~13.3 MiB as sent
+    assert _post(client, "/picture", {"IDT": token, "Data": big}).status_code == 200
+    assert _put(client, "/picture", {"IDT": token, "Data": "0"}).text == big
+    too_big = "A" * (fmd.PICTURE_BODY_LIMIT + 128 * 1024)
+    assert _post(client, "/picture", {"IDT": token, "Data": too_big}).status_code == 413
+    # Only pictures may be that large.
+    assert _post(client, "/location", {"IDT": token, "Data": big}).status_code == 413
+    monkeypatch.setitem(fmd.KEPT, ItemKind.PICTURE, 3)
+    for number in range(4):
+        clock.advance(timedelta(seconds=1))
+        _post(client, "/picture", {"IDT": token, "Data": f"picture {number}"})
+    kept = _post(client, "/pictures", {"IDT": token, "Data": ""}).json()
+    assert kept == ["picture 1", "picture 2", "picture 3"]
+    assert _put(client, "/pictureSize", {"IDT": token}).json() == {"IDT": "", "Data": "3"}
+    assert _post(client, "/pictures/delete", {"IDT": token, "Data": ""}).status_code == 200
+    assert _post(client, "/pictures", {"IDT": token}).json() == []

@@ -202,6 +202,42 @@ async def delete_locations(request: Request, db: DbSession, clock: ClockDep) -> 
     return Response(status_code=200)
 
 
+@router.post("/picture", max_body_size=fmd.PICTURE_BODY_LIMIT + 64 * 1024)
+async def upload_picture(request: Request, db: DbSession, clock: ClockDep) -> Response:
+    """Store an encrypted picture as the app sent it (up to 15 MiB; FMD keeps it raw)."""
+    data, account = await _signed_in(request, db, clock)
+    fmd.add_item(session=db, clock=clock, account=account, kind=ItemKind.PICTURE,
+                 data=_text(data, "Data"))  # fmt: skip
+    return Response(status_code=200)
+
+
+@router.put("/picture")
+async def read_picture(request: Request, db: DbSession, clock: ClockDep) -> Response:
+    data, account = await _signed_in(request, db, clock)
+    stored = fmd.item_at(session=db, account=account, kind=ItemKind.PICTURE,
+                         index=_index(_text(data, "Data")))  # fmt: skip
+    return PlainTextResponse(stored)
+
+
+@router.post("/pictures")
+async def all_pictures(request: Request, db: DbSession, clock: ClockDep) -> Response:
+    _data, account = await _signed_in(request, db, clock)
+    return JSONResponse(fmd.items(session=db, account=account, kind=ItemKind.PICTURE))
+
+
+@router.put("/pictureSize")
+async def picture_count(request: Request, db: DbSession, clock: ClockDep) -> Response:
+    _data, account = await _signed_in(request, db, clock)
+    return _package("", str(fmd.count_items(session=db, account=account, kind=ItemKind.PICTURE)))
+
+
+@router.post("/pictures/delete")
+async def delete_pictures(request: Request, db: DbSession, clock: ClockDep) -> Response:
+    _data, account = await _signed_in(request, db, clock)
+    fmd.delete_items(session=db, account=account, kind=ItemKind.PICTURE)
+    return Response(status_code=200)
+
+
 @router.get("/tileServerUrl")
 def tile_server_url(settings: SettingsDep) -> Response:
     """The map tiles FMD clients should use: ours, from the settings."""

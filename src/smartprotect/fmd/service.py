@@ -46,6 +46,10 @@ MAX_FAILED_LOGINS = 5
 LOCK_DURATION = timedelta(minutes=10)
 LOCKED_COMMAND = "423"
 USERNAME = re.compile(r"^[-_a-zA-Z0-9]{1,64}$")
+# As FMD servers: the newest 500 locations and 10 pictures of a phone are kept (within the
+# year of clause 2.4); a picture upload is at most 15 MiB.
+KEPT = {ItemKind.LOCATION: 500, ItemKind.PICTURE: 10}
+PICTURE_BODY_LIMIT = 15 * 1024 * 1024
 PASSWORD_SCHEME = "pw-v2:sha-512:"  # noqa: S105 - a scheme name
 PASSWORD_CONTEXT = b"context:serverSidePasswordHash"
 
@@ -205,9 +209,20 @@ def take_command(*, account: FmdAccount) -> Command:
 
 def add_item(*, session: Session, clock: Clock, account: FmdAccount, kind: ItemKind,
              data: str) -> None:  # fmt: skip
-    """Store an encrypted location or picture as uploaded."""
+    """Store an encrypted location or picture as uploaded, keeping the newest `KEPT`."""
     session.add(FmdItem(account_id=account.id, kind=kind, data=data, uploaded_at=clock.now()))
     session.flush()
+    newest = (
+        select(FmdItem.id)
+        .where(FmdItem.account_id == account.id, FmdItem.kind == kind)
+        .order_by(FmdItem.uploaded_at.desc(), FmdItem.id.desc())
+        .limit(KEPT[kind])
+    )
+    session.execute(
+        delete(FmdItem).where(FmdItem.account_id == account.id, FmdItem.kind == kind,
+                              FmdItem.id.not_in(newest)),
+        execution_options={"synchronize_session": False},
+    )  # fmt: skip
 
 
 def _items(account: FmdAccount, kind: ItemKind):
