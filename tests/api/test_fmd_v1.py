@@ -277,3 +277,28 @@ def test_pictures_up_to_15_mib_are_kept_the_newest_ten(
     assert _put(client, "/pictureSize", {"IDT": token}).json() == {"IDT": "", "Data": "3"}
     assert _post(client, "/pictures/delete", {"IDT": token, "Data": ""}).status_code == 200
     assert _post(client, "/pictures", {"IDT": token}).json() == []
+
+
+def test_the_owners_export_holds_the_phones_uploads_as_ciphertext(
+    client, db, clock, keyring, owner, phone
+):
+    from jsonschema import Draft202012Validator
+
+    from smartprotect.privacy.rights import export
+    from smartprotect.privacy.rights.schema import EXPORT_SCHEMA
+
+    _register(client, phone, _code(db, keyring, clock, owner))
+    token = _log_in(client, phone)
+    blob = phone.encrypt(b'{"lat": 43.2389}')
+    _post(client, "/location", {"IDT": token, "Data": blob})
+    db.expire_all()
+    document = export.document(session=db, keyring=keyring, user=owner, now=clock.now())
+    data = json.loads("".join(export.stream_json(document)))
+    Draft202012Validator(EXPORT_SCHEMA).validate(data)
+    (device,) = data["devices"]
+    uploads = device["fmd"]["items"]
+    assert [item["kind"] for item in uploads] == ["location"]
+    assert json.loads(uploads[0]["ciphertext"])["Data"] == blob
+    assert device["fmd"]["private_key"] == phone.wrapped and "Argon2id" in device["fmd"][
+        "how_to_decrypt"]  # fmt: skip
+    assert "43.2389" not in json.dumps(data)

@@ -25,6 +25,7 @@ from smartprotect.commands import service as commands
 from smartprotect.commands.models import Command
 from smartprotect.devices import service as devices
 from smartprotect.devices.models import Device, DeviceLocation, EnrollmentCode
+from smartprotect.fmd.models import FmdAccount, FmdItem
 from smartprotect.privacy.consent import service as consent
 from smartprotect.privacy.keys import service as keys
 from smartprotect.privacy.keys.master import Keyring
@@ -116,6 +117,35 @@ def _device(session: Session, keyring: Keyring, device: Device) -> dict[str, Any
         "commands": [_command(session, keyring, device, c) for c in session.scalars(
             select(Command).where(Command.device_id == device.id).order_by(Command.issued_at))],
         "locations": _locations(session, keyring, device),
+        "fmd": _fmd(session, device),
+    }  # fmt: skip
+
+
+FMD_DECRYPTION = (
+    "Encrypted by the FMD app on the phone: each item is base64 of a 384-byte RSA-OAEP "
+    "(SHA-256) encryption of an AES-256 key, a 12-byte IV and the AES-GCM ciphertext. The RSA "
+    "private key is `private_key`: base64 of a 16-byte salt, a 12-byte IV and the AES-GCM "
+    "encryption of the key (PKCS#8 PEM) under Argon2id('context:asymmetricKeyWrap' + FMD "
+    "password, salt; t=1, p=4, m=128 MiB, 32 bytes). Smart Protect does not have the password."
+)
+
+
+def _fmd(session: Session, device: Device) -> dict[str, Any] | None:
+    """What the FMD protocol stored for a phone with the FMD app, as stored: ciphertext."""
+    account = session.scalar(select(FmdAccount).where(FmdAccount.device_id == device.id))
+    if account is None:
+        return None
+    items = session.execute(
+        select(FmdItem.kind, FmdItem.uploaded_at, FmdItem.data)
+        .where(FmdItem.account_id == account.id)
+        .order_by(FmdItem.uploaded_at, FmdItem.id)
+        .execution_options(yield_per=STREAM_BATCH)
+    )
+    return {
+        "username": account.username, "public_key": account.public_key,
+        "private_key": account.private_key, "how_to_decrypt": FMD_DECRYPTION,
+        "items": ({"kind": kind, "uploaded_at": at, "ciphertext": data}
+                  for kind, at, data in items),
     }  # fmt: skip
 
 

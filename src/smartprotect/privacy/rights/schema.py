@@ -108,6 +108,23 @@ EXPORT_SCHEMA: dict[str, Any] = {
                     "method": {"enum": [m.value for m in LocationMethod]},
                     "fixed_at": MOMENT, "received_at": MOMENT,
                 }),
+                "fmd": {
+                    "type": ["object", "null"],
+                    "description": "For a phone with the FMD app: what it uploaded, encrypted "
+                                   "on the phone; the company cannot read it.",
+                    "properties": {
+                        "username": {"type": "string"}, "public_key": {"type": "string"},
+                        "private_key": {"type": "string"},
+                        "how_to_decrypt": {"type": "string"},
+                        "items": _rows("Uploads, oldest first (kept: 1 year at most).", {
+                            "kind": {"enum": ["location", "picture"]},
+                            "uploaded_at": MOMENT, "ciphertext": {"type": "string"},
+                        }),
+                    },
+                    "required": ["username", "public_key", "private_key", "how_to_decrypt",
+                                 "items"],
+                    "additionalProperties": False,
+                },
             }),
             "audit_events": _rows("Audit log entries about the user (clause 5.1).", {
                 "seq": {"type": "integer"}, "occurred_at": MOMENT,
