@@ -194,7 +194,8 @@ def create_app(
     app.add_route(CHECK_IN_PATH, check_in, methods=["POST"], include_in_schema=False)
     app.include_router(api_v1_router, prefix="/api/v1")
     app.include_router(fmd_v1.router, prefix="/api/v1")
-    app.include_router(fmd_v1.root_router)
+    # FMD servers also answer at the root (deprecated there, still used by older clients).
+    app.include_router(fmd_v1.router, include_in_schema=False)
     app.include_router(web_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

@@ -302,3 +302,15 @@ def test_the_owners_export_holds_the_phones_uploads_as_ciphertext(
     assert device["fmd"]["private_key"] == phone.wrapped and "Argon2id" in device["fmd"][
         "how_to_decrypt"]  # fmt: skip
     assert "43.2389" not in json.dumps(data)
+
+
+def test_older_clients_find_the_protocol_at_the_root_paths(client, db, clock, keyring, owner,
+                                                           phone):  # fmt: skip
+    # App 0.9 and other clients call the same endpoints without the /api/v1 prefix.
+    body = {"hashedPassword": phone.login_hash, "pubkey": phone.public, "privkey": phone.wrapped,
+            "requestedUsername": "old-phone",
+            "registrationToken": _code(db, keyring, clock, owner)}  # fmt: skip
+    assert client.put("/device", content=json.dumps(body)).json() == {"DeviceId": "old-phone"}
+    salt = client.put("/salt", content=json.dumps({"IDT": "old-phone"})).json()["Data"]
+    assert salt and phone.login_hash.split("$")[4] == salt
+    assert client.get("/tileServerUrl").json() == {"TileServerUrl": ""}

@@ -22,6 +22,8 @@ def test_adding_a_device_shows_a_one_time_code(signed_in):
     code = re.search(r'id="enrollment-code">([A-Z0-9-]+)<', response.text).group(1)
     assert len(code) == 14
     assert f"--code {code} --allow-wipe" in response.text
+    # The same code registers a phone with the FMD app.
+    assert "https://testserver, and give this code as the registration token" in response.text
 
     enrolled = client.post(
         "/api/v1/agent/enroll",

@@ -1,6 +1,7 @@
 """The FMD server protocol, API v1, as the FMD Android app (0.15) and FMD clients call it.
 
-Mounted under /api/v1 beside our own API (no path is shared). Bodies are JSON whose keys are
+Mounted under /api/v1 beside our own API (no path is shared), and at the root as FMD
+servers do (the app reads `/version` there). Bodies are JSON whose keys are
 matched without regard to case, as FMD's Go server does; refusals (`FmdError`) are the
 protocol's plain text with its status codes, not problem documents (`refusal`).
 """
@@ -20,7 +21,6 @@ from smartprotect.fmd.models import FmdAccount, ItemKind
 from smartprotect.fmd.service import FmdError
 
 router = APIRouter(tags=["fmd"])
-root_router = APIRouter(tags=["fmd"])
 
 
 def refusal(exc: FmdError) -> Response:
@@ -61,7 +61,6 @@ async def _signed_in(request: Request, db, clock) -> tuple[dict[str, Any], FmdAc
     return data, fmd.account_for_token(session=db, clock=clock, token=_text(data, "IDT"))
 
 
-@root_router.get("/version", response_class=PlainTextResponse)
 @router.get("/version", response_class=PlainTextResponse)
 def version() -> Response:
     """The FMD protocol version served (the app needs at least 0.9.0)."""

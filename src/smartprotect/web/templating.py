@@ -57,6 +57,7 @@ def page_context(request: Request, settings: Settings, user=None) -> dict[str, A
         "user": user,
         "dev_mode": settings.is_development,
         "privacy_contact": settings.privacy_contact_email,
+        "site_url": settings.base_url,
     }
 
 
