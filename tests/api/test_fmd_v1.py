@@ -15,6 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import func, select
 
+from smartprotect.audit import service as audit
+from smartprotect.audit.models import AuditEvent
+from smartprotect.audit.tags import Tag
 from smartprotect.devices import service as devices
 from smartprotect.devices.models import Capability, Device
 from smartprotect.fmd import service as fmd
@@ -181,6 +184,13 @@ def test_the_app_registers_logs_in_uploads_and_is_woken_for_a_command(
                       "CmdSig": signature}  # fmt: skip
     assert _put(client, "/command", {"IDT": token, "Data": ""}).json() == {
         "IDT": token, "Data": "", "UnixTime": 0, "CmdSig": ""}  # fmt: skip
+    # Audited by its keyword, never its parameters (a lock message, a wipe PIN).
+    _post(client, "/command", {"IDT": token, "Data": "delete 4321", "UnixTime": 1764150002000,
+                               "CmdSig": signature})  # fmt: skip
+    details = [e.details for e in db.scalars(select(AuditEvent).where(
+        AuditEvent.action == Tag.FMD_COMMAND_RECEIVED).order_by(AuditEvent.seq))]  # fmt: skip
+    assert [d["command"] for d in details] == ["ring", "delete"]
+    assert "4321" not in json.dumps(details)
 
 
 def test_registration_needs_an_owners_unused_enrollment_code(client, db, clock, keyring, owner,
@@ -212,6 +222,12 @@ def test_wrong_passwords_lock_the_account_and_tell_the_phone(client, db, clock, 
     assert _put(client, "/requestAccess", {"IDT": "nobody", "Data": "x"}).status_code == 404
     clock.advance(fmd.LOCK_DURATION + timedelta(seconds=1))
     assert _put(client, "/requestAccess", right).status_code == 200
+    # The owner's audit log tells it all, naming the phone by a pseudonym.
+    subject = audit.pseudonym(secret=keyring.secret, subject_id=owner.id)
+    events = db.scalars(select(AuditEvent).where(AuditEvent.subject == subject)).all()
+    actions = [event.action for event in events]
+    assert actions.count(Tag.FMD_LOGIN_FAILED) == 6 and actions.count(Tag.FMD_LOCKED) == 1
+    assert "pixel7" not in json.dumps([(e.actor, e.details) for e in events])
 
 
 def test_sessions_end_when_they_run_out_or_the_password_changes(client, db, clock, keyring,

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
+from smartprotect.audit.tags import Tag
 from smartprotect.deps import ClockDep, DbSession, KeyringDep, SettingsDep
 from smartprotect.fmd import push
 from smartprotect.fmd import service as fmd
@@ -85,9 +86,13 @@ async def register(
 
 
 @router.post("/device")
-async def delete_device(request: Request, db: DbSession, clock: ClockDep) -> Response:
+async def delete_device(
+    request: Request, db: DbSession, clock: ClockDep, keyring: KeyringDep
+) -> Response:
     """Delete the phone's account, with its locations, pictures and sessions."""
     _data, account = await _signed_in(request, db, clock)
+    fmd.audit_event(session=db, keyring=keyring, clock=clock, account=account,
+                    action=Tag.FMD_DELETED)  # fmt: skip
     fmd.delete_account(session=db, account=account)
     return Response(status_code=200)
 
@@ -99,11 +104,13 @@ async def salt(request: Request, db: DbSession) -> Response:
 
 
 @router.put("/requestAccess")
-async def request_access(request: Request, db: DbSession, clock: ClockDep) -> Response:
+async def request_access(
+    request: Request, db: DbSession, clock: ClockDep, keyring: KeyringDep
+) -> Response:
     """Log in with the app's Argon2id hash; a refused attempt counts toward the lock."""
     data = await _body(request)
     username = _text(data, "IDT")
-    token, _ = fmd.log_in(session=db, clock=clock, username=username,
+    token, _ = fmd.log_in(session=db, keyring=keyring, clock=clock, username=username,
                           client_hash=_text(data, "Data"),
                           seconds=_count(data, "SessionDurationSeconds"))  # fmt: skip
     return _package(username, token)
@@ -123,9 +130,13 @@ async def public_key(request: Request, db: DbSession, clock: ClockDep) -> Respon
 
 
 @router.post("/password")
-async def change_password(request: Request, db: DbSession, clock: ClockDep) -> Response:
+async def change_password(
+    request: Request, db: DbSession, clock: ClockDep, keyring: KeyringDep
+) -> Response:
     """A new password and re-wrapped private key; every session, this one too, ends."""
     data, account = await _signed_in(request, db, clock)
+    fmd.audit_event(session=db, keyring=keyring, clock=clock, account=account,
+                    action=Tag.FMD_PASSWORD_CHANGED)  # fmt: skip
     fmd.change_password(session=db, account=account, client_hash=_text(data, "hashedPassword"),
                         private_key=_text(data, "privkey"))  # fmt: skip
     return _package(_text(data, "IDT"), "true")
@@ -141,12 +152,18 @@ async def take_command(request: Request, db: DbSession, clock: ClockDep) -> Resp
 
 
 @router.post("/command")
-async def put_command(request: Request, db: DbSession, clock: ClockDep) -> Response:
+async def put_command(
+    request: Request, db: DbSession, clock: ClockDep, keyring: KeyringDep
+) -> Response:
     """A command signed by an FMD client for the phone, which is woken to fetch it."""
     data, account = await _signed_in(request, db, clock)
     command = fmd.Command(_text(data, "Data"), _count(data, "UnixTime"), _text(data, "CmdSig"))
     if fmd.set_command(account=account, command=command):
         push.wake_after_commit(db, account.push_url)
+        # Its keyword only: the rest may be a lock message or the phone's wipe PIN.
+        fmd.audit_event(session=db, keyring=keyring, clock=clock, account=account,
+                        action=Tag.FMD_COMMAND_RECEIVED,
+                        details={"command": command.data.split(" ", 1)[0][:32]})  # fmt: skip
     return Response(status_code=200)
 
 

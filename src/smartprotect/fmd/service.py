@@ -20,6 +20,8 @@ from pydantic import ValidationError
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from smartprotect.audit import service as audit
+from smartprotect.audit.tags import Tag
 from smartprotect.clock import Clock
 from smartprotect.devices import service as devices
 from smartprotect.devices.models import Device
@@ -28,7 +30,7 @@ from smartprotect.errors import SmartProtectError
 from smartprotect.fmd import push
 from smartprotect.fmd.models import FmdAccount, FmdItem, FmdSession, ItemKind
 from smartprotect.privacy.keys.master import Keyring
-from smartprotect.security import hash_token
+from smartprotect.security import hash_token, keyed_hash
 
 # What `GET /version` answers: the FMD server release whose protocol this follows (the app
 # needs 0.9.0 or later).
@@ -122,6 +124,25 @@ def register(
     return account
 
 
+# The actor of what an FMD client does: the phone's account, named by a pseudonym.
+def _actor(keyring: Keyring, account: FmdAccount) -> str:
+    return "fmd:" + keyed_hash(secret=keyring.secret, purpose="fmd-actor",
+                               value=account.username)[:16]  # fmt: skip
+
+
+def audit_event(
+    *, session: Session, keyring: Keyring, clock: Clock, account: FmdAccount, action: Tag,
+    details: dict | None = None,
+) -> None:  # fmt: skip
+    """Record what happened to an FMD phone, for its owner (never a command's parameters)."""
+    owner = session.scalar(select(Device.user_id).where(Device.id == account.device_id))
+    audit.record_event(
+        session=session, clock=clock, action=action, actor=_actor(keyring, account),
+        secret=keyring.secret, subject_id=owner,
+        details={"device": str(account.device_id), **(details or {})},
+    )  # fmt: skip
+
+
 def account_named(*, session: Session, username: str) -> FmdAccount | None:
     if not USERNAME.match(username):
         raise FmdError(400, "Invalid FMD ID")
@@ -135,8 +156,9 @@ def salt_of(*, session: Session, username: str) -> str:
 
 
 def log_in(
-    *, session: Session, clock: Clock, username: str, client_hash: str, seconds: int
-) -> tuple[str, FmdAccount]:
+    *, session: Session, keyring: Keyring, clock: Clock, username: str, client_hash: str,
+    seconds: int,
+) -> tuple[str, FmdAccount]:  # fmt: skip
     """A new access token, or the protocol's refusal (404, 423 locked, 403 wrong password).
     A refused attempt is counted: the caller commits it."""
     account = account_named(session=session, username=username)
@@ -148,10 +170,15 @@ def log_in(
     if account.failed_logins > MAX_FAILED_LOGINS:
         set_command(account=account, command=Command(LOCKED_COMMAND, 0, ""))
         push.wake_after_commit(session, account.push_url)
+        audit_event(session=session, keyring=keyring, clock=clock, account=account,
+                    action=Tag.FMD_LOCKED)  # fmt: skip
         raise FmdError(423, "Account is locked")
     if not hmac.compare_digest(account.password_hash, server_password_hash(client_hash)):
         account.failed_logins += 1
         account.locked_until = now + LOCK_DURATION  # the window slides with each failure
+        audit_event(session=session, keyring=keyring, clock=clock, account=account,
+                    action=Tag.FMD_LOGIN_FAILED,
+                    details={"failures": account.failed_logins})  # fmt: skip
         raise FmdError(403, "Access denied")
     account.failed_logins, account.locked_until = 0, None
     duration = timedelta(seconds=seconds) if seconds > 0 else DEFAULT_SESSION
