@@ -348,17 +348,22 @@ CLAUSES: tuple[Clause, ...] = (
             DEVICES + "check_in_many",
             DEVICES + "locations",
             RETENTION + "job.run_retention",
+            _SP + "fmd.service.add_item",
         ),
         tests=(
             T_DEVICES + "test_check_in_stores_sealed_locations_and_battery",
             T_API_AGENT + "test_bad_coordinates_are_refused",
             T_AGENT_E2E + "test_enroll_check_in_and_buffer_while_offline",
             T_RETENTION + "test_an_item_provided_366_days_ago_is_gone_and_one_under_a_hold_remains",
+            "tests/api/test_fmd_v1.py::"
+            "test_the_app_registers_logs_in_uploads_and_is_woken_for_a_command",
         ),
         reason=N_(
             "Devices report fixes (coordinates, accuracy, method, time), stored sealed with the "
             "owner's key and only while the owner permits locating that device; each fix is "
-            "destroyed 1 year after it was received unless a legal hold keeps it."
+            "destroyed 1 year after it was received unless a legal hold keeps it. Phones with "
+            "the FMD app upload their locations encrypted on the phone, which the company "
+            "cannot read: kept at most a year too."
         ),
     ),
     Clause(
