@@ -283,6 +283,7 @@ def settings(database_url, smtp_port, command_key_file, sms_gateway) -> Settings
     return _settings(
         database_url, smtp_port=smtp_port, command_signing_key_file=command_key_file,
         sms_gateway_url=sms_gateway.url, sms_gateway_token=SMS_GATEWAY_TOKEN,
+        fmd_push_to_private_addresses=True,  # the tests' push endpoints are on this machine
     )  # fmt: skip
 
 

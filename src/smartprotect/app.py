@@ -129,7 +129,7 @@ def create_app(
         queued_for = session.info.pop(COMMAND_QUEUED, None)
         if queued_for:
             notifier.publish(queued_for, via_database=engine.dialect.name == "postgresql")
-        fmd_push.wake_queued(session)
+        fmd_push.wake_queued(session, allow_private=settings.fmd_push_to_private_addresses)
         if session.info.pop(SCRUB, False) and not scrub(engine, patience_ms=SCRUB_PATIENCE_MS):
             log.info("the write-ahead log is emptied by the next retention run, not now")
 

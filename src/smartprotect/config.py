@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     lost_check_in_seconds: int = 60
     # How often the server runs the retention job (clause 2.4); 0 leaves it to the CLI.
     retention_interval_seconds: int = 3600
+    # FMD phones name the push endpoint the server wakes them at; one in a private network
+    # (a self-hosted distributor) is called only if this is on.
+    fmd_push_to_private_addresses: bool = False
     # Where users write about their data when the site offers no way (clause 7.1); such a
     # request is handled with `smartprotect rights request`.
     privacy_contact_email: str = "privacy@smprotect.com"

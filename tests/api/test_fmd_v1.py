@@ -330,3 +330,13 @@ def test_older_clients_find_the_protocol_at_the_root_paths(client, db, clock, ke
     salt = client.put("/salt", content=json.dumps({"IDT": "old-phone"})).json()["Data"]
     assert salt and phone.login_hash.split("$")[4] == salt
     assert client.get("/tileServerUrl").json() == {"TileServerUrl": ""}
+
+
+def test_a_phone_cannot_make_the_server_post_into_its_own_network(receiver):
+    from smartprotect.fmd import push
+
+    for url in (receiver.url, "http://10.0.0.7/UP?x", "http://[::1]/UP?x", "ftp://example.org/",
+                "http://localhost/UP?x"):  # fmt: skip
+        assert not push.wake(url)
+    assert receiver.received == []
+    assert push.wake(receiver.url, allow_private=True) and len(receiver.received) == 1

@@ -6,8 +6,11 @@ send it, so any UnifiedPush distributor the app uses delivers it.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import socket
 import threading
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy.orm import Session
@@ -28,16 +31,31 @@ def wake_after_commit(session: Session, push_url: str | None) -> None:
         session.info.setdefault(WAKE, []).append(push_url)
 
 
-def wake_queued(session: Session) -> None:
+def wake_queued(session: Session, *, allow_private: bool = False) -> None:
     """Send the wake-ups a committed transaction queued, each in a thread of its own: a slow
     push service must not hold the request."""
     for url in session.info.pop(WAKE, []):
-        threading.Thread(target=wake, args=(url,), name="fmd-push", daemon=True).start()
+        threading.Thread(target=wake, args=(url,), kwargs={"allow_private": allow_private},
+                         name="fmd-push", daemon=True).start()  # fmt: skip
 
 
-def wake(url: str) -> bool:
+def _public(host: str) -> bool:
+    """Whether every address the host name stands for is on the public internet: a phone
+    must not make the server post into its own network."""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        return False
+    return bool(addresses) and all(ipaddress.ip_address(a).is_global for a in addresses)
+
+
+def wake(url: str, *, allow_private: bool = False) -> bool:
     """POST the wake-up (a Gotify-style `/UP?` endpoint is posted at its `/message?`)."""
-    if not url.startswith(("https://", "http://")):
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("https", "http") or not parsed.hostname:
+        return False
+    if not allow_private and not _public(parsed.hostname):
+        log.warning("an FMD push endpoint outside the public internet was not called")
         return False
     try:
         response = httpx.post(
