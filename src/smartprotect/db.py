@@ -157,6 +157,14 @@ def _begin_sqlite(connection) -> None:
         connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
 
 
+# Where a session finds the keyring that opens and seals personal fields (keys.sealed).
+KEYRING = "smartprotect.keyring"
+
+
+def _keyring_info(keyring: Any) -> dict[str, Any]:
+    return {KEYRING: keyring} if keyring else {}
+
+
 @contextmanager
 def read_only_session(engine: Engine, *, keyring: Any = None) -> Iterator[Session]:
     """A session that only reads, from one consistent snapshot, holding no write lock."""
@@ -164,9 +172,7 @@ def read_only_session(engine: Engine, *, keyring: Any = None) -> Iterator[Sessio
     if engine.dialect.name == "postgresql":
         options |= {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
     with engine.connect().execution_options(**options) as connection:
-        session = Session(
-            bind=connection, expire_on_commit=False, info={KEYRING: keyring} if keyring else {}
-        )
+        session = Session(bind=connection, expire_on_commit=False, info=_keyring_info(keyring))
         try:
             yield session
         finally:
@@ -226,16 +232,10 @@ def scrub(engine: Engine, *, patience_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> bool:
     return not busy
 
 
-# Where a session finds the keyring that opens and seals personal fields (keys.sealed).
-KEYRING = "smartprotect.keyring"
-
-
 def make_session_factory(engine: Engine, *, keyring: Any = None) -> sessionmaker[Session]:
     """Sessions on this engine; with a keyring (or a function loading it on first use) they
     can open and seal personal fields."""
-    return sessionmaker(
-        bind=engine, expire_on_commit=False, info={KEYRING: keyring} if keyring else {}
-    )
+    return sessionmaker(bind=engine, expire_on_commit=False, info=_keyring_info(keyring))
 
 
 @contextmanager

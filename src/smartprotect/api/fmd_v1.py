@@ -198,26 +198,6 @@ async def read_location(request: Request, db: DbSession, clock: ClockDep) -> Res
     return Response(stored, media_type="application/json")
 
 
-@router.post("/locations")
-async def all_locations(request: Request, db: DbSession, clock: ClockDep) -> Response:
-    _data, account = await _signed_in(request, db, clock)
-    return JSONResponse(fmd.items(session=db, account=account, kind=ItemKind.LOCATION))
-
-
-@router.put("/locationDataSize")
-async def location_count(request: Request, db: DbSession, clock: ClockDep) -> Response:
-    _data, account = await _signed_in(request, db, clock)
-    count = fmd.count_items(session=db, account=account, kind=ItemKind.LOCATION)
-    return _package("", str(count))
-
-
-@router.post("/locations/delete")
-async def delete_locations(request: Request, db: DbSession, clock: ClockDep) -> Response:
-    _data, account = await _signed_in(request, db, clock)
-    fmd.delete_items(session=db, account=account, kind=ItemKind.LOCATION)
-    return Response(status_code=200)
-
-
 @router.post("/picture", max_body_size=fmd.PICTURE_BODY_LIMIT + 64 * 1024)
 async def upload_picture(request: Request, db: DbSession, clock: ClockDep) -> Response:
     """Store an encrypted picture as the app sent it (up to 15 MiB; FMD keeps it raw)."""
@@ -235,23 +215,31 @@ async def read_picture(request: Request, db: DbSession, clock: ClockDep) -> Resp
     return PlainTextResponse(stored)
 
 
-@router.post("/pictures")
-async def all_pictures(request: Request, db: DbSession, clock: ClockDep) -> Response:
-    _data, account = await _signed_in(request, db, clock)
-    return JSONResponse(fmd.items(session=db, account=account, kind=ItemKind.PICTURE))
+def _add_listing(kind: ItemKind, *, every: str, count: str, delete: str) -> None:
+    """A kind's routes that differ only by it: all items, how many, delete them all."""
+
+    async def every_item(request: Request, db: DbSession, clock: ClockDep) -> Response:
+        _data, account = await _signed_in(request, db, clock)
+        return JSONResponse(fmd.items(session=db, account=account, kind=kind))
+
+    async def item_count(request: Request, db: DbSession, clock: ClockDep) -> Response:
+        _data, account = await _signed_in(request, db, clock)
+        return _package("", str(fmd.count_items(session=db, account=account, kind=kind)))
+
+    async def delete_every_item(request: Request, db: DbSession, clock: ClockDep) -> Response:
+        _data, account = await _signed_in(request, db, clock)
+        fmd.delete_items(session=db, account=account, kind=kind)
+        return Response(status_code=200)
+
+    router.add_api_route(every, every_item, methods=["POST"], name=f"all_{kind}s")
+    router.add_api_route(count, item_count, methods=["PUT"], name=f"{kind}_count")
+    router.add_api_route(delete, delete_every_item, methods=["POST"], name=f"delete_{kind}s")
 
 
-@router.put("/pictureSize")
-async def picture_count(request: Request, db: DbSession, clock: ClockDep) -> Response:
-    _data, account = await _signed_in(request, db, clock)
-    return _package("", str(fmd.count_items(session=db, account=account, kind=ItemKind.PICTURE)))
-
-
-@router.post("/pictures/delete")
-async def delete_pictures(request: Request, db: DbSession, clock: ClockDep) -> Response:
-    _data, account = await _signed_in(request, db, clock)
-    fmd.delete_items(session=db, account=account, kind=ItemKind.PICTURE)
-    return Response(status_code=200)
+_add_listing(ItemKind.LOCATION, every="/locations", count="/locationDataSize",
+             delete="/locations/delete")  # fmt: skip
+_add_listing(ItemKind.PICTURE, every="/pictures", count="/pictureSize",
+             delete="/pictures/delete")  # fmt: skip
 
 
 @router.get("/tileServerUrl")
