@@ -28,6 +28,7 @@ from smartprotect.audit.models import GENESIS_HASH, AuditChainHead
 from smartprotect.clock import FrozenClock
 from smartprotect.config import Environment, MailBackend, Settings
 from smartprotect.db import Base, make_engine, make_session_factory, normalise_url, unit_of_work
+from smartprotect.devices.models import AccessGeneration
 from smartprotect.mail.service import deliver_pending
 from smartprotect.privacy.keys.master import Keyring, LocalMasterKey, encode_key
 from smartprotect.privacy.policy import service as policy_service
@@ -99,9 +100,10 @@ def database_url(_template_database, tmp_path) -> Iterator[str]:
         return
     yield _template_database
     engine = create_engine(_template_database)
-    tables = ", ".join(
-        t.name for t in Base.metadata.sorted_tables if t.name != AuditChainHead.__tablename__
-    )
+    # One-row tables the migrations fill are kept: the audit chain's head is reset below,
+    # and the access counter only ever rises.
+    kept = {AuditChainHead.__tablename__, AccessGeneration.__tablename__}
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables if t.name not in kept)
     with engine.begin() as connection:
         connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
         connection.execute(update(AuditChainHead).values(last_seq=0, head_hash=GENESIS_HASH))

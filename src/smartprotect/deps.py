@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.types import Scope
 
 from smartprotect.accounts import service as accounts
 from smartprotect.accounts.models import User
@@ -84,8 +85,17 @@ OptionalUser = Annotated[User | None, Depends(get_optional_user)]
 
 def bearer_token(request: Request) -> str | None:
     """The secret of an 'Authorization: Bearer <secret>' header, if there is one."""
-    scheme, _, raw = request.headers.get("authorization", "").partition(" ")
-    return raw.strip() if scheme.lower() == "bearer" and raw.strip() else None
+    return bearer_of(request.scope)
+
+
+def bearer_of(scope: Scope) -> str | None:
+    """`bearer_token` from the raw ASGI headers (lower-cased names), without building a
+    Request: the check-in path asks it of every request."""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, raw = value.decode("latin-1").partition(" ")
+            return raw.strip() if scheme.lower() == "bearer" and raw.strip() else None
+    return None
 
 
 def get_api_user(request: Request, db: DbSession, clock: ClockDep) -> User:

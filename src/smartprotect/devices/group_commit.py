@@ -24,6 +24,7 @@ from smartprotect.clock import Clock
 from smartprotect.commands import service as commands
 from smartprotect.db import KEYRING, NO_WAIT, DatabaseGate
 from smartprotect.devices import service as devices
+from smartprotect.devices.known import KnownDevices
 from smartprotect.devices.models import Device
 from smartprotect.mail.links import Links
 from smartprotect.privacy.keys.master import Keyring
@@ -58,6 +59,7 @@ class CheckInWriter:
         self._factory = session_factory
         self._gate = gate
         self._keyring = keyring
+        self._known = KnownDevices()
         self._command_key = command_key
         self._clock = clock
         self._links = links
@@ -94,6 +96,8 @@ class CheckInWriter:
         try:
             return await self._transaction(items)
         except Exception:
+            # Whatever went wrong, the next batches learn everything afresh.
+            self._known.forget()
             if len(items) == 1:
                 raise
         # One bad check-in must not fail the others: write each on its own instead.
@@ -158,7 +162,11 @@ class CheckInWriter:
 
     def _stage(self, session: Session, items: list[devices.Report]) -> list[Any]:
         outcomes = devices.check_in_many(
-            session=session, keyring=self._keyring, reports=items, clock=self._clock
+            session=session,
+            keyring=self._keyring,
+            reports=items,
+            clock=self._clock,
+            known=self._known,
         )
         for outcome in outcomes:
             if outcome.error is None and outcome.needs_follow_up:

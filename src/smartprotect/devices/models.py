@@ -6,10 +6,10 @@ import enum
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, select
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, LargeBinary, String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from smartprotect.db import Model, time_ordered_id
+from smartprotect.db import Base, Model, time_ordered_id
 from smartprotect.privacy.retention.rules import Category, Rule, register
 
 
@@ -64,6 +64,17 @@ class Device(Model):
 
     def permits(self, capability: Capability) -> bool:
         return capability.value in self.capabilities
+
+
+class AccessGeneration(Base):
+    """One row, one counter: raised by database triggers whenever a device's credential,
+    revocation, capabilities, owner or lost state, a consent, or a data key changes, so that
+    what the check-in path keeps between batches is known to be stale (`devices.known`)."""
+
+    __tablename__ = "access_generation"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class TheftIncident(Model):

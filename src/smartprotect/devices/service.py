@@ -29,7 +29,9 @@ from smartprotect.clock import Clock
 from smartprotect.commands.models import Command
 from smartprotect.commands.models import State as CommandState
 from smartprotect.db import BulkWrite, time_ordered_id
+from smartprotect.devices.known import Known, KnownDevices, Learned
 from smartprotect.devices.models import (
+    AccessGeneration,
     Capability,
     Device,
     DeviceLocation,
@@ -247,6 +249,8 @@ _SEEN = BulkWrite(
         },
     )
 )
+# Raised by triggers whenever what `devices.known` keeps could change.
+_ACCESS_GENERATION = select(AccessGeneration.__table__.c.value)
 _commands = Command.__table__.c
 # Devices with commands to hand over, or delivered ones that have run out of time.
 _WAITING = select(_commands.device_id).where(
@@ -259,71 +263,58 @@ _WAITING = select(_commands.device_id).where(
 
 
 def check_in_many(
-    *, session: Session, keyring: Keyring, reports: Sequence[Report], clock: Clock
+    *,
+    session: Session,
+    keyring: Keyring,
+    reports: Sequence[Report],
+    clock: Clock,
+    known: KnownDevices | None = None,
 ) -> list[CheckInOutcome]:
     """Store a batch of check-ins in one transaction, with a fixed number of queries however
     many there are; one outcome per report, in order. A refused report (unknown or revoked
     credential, a fix from the future) changes nothing; nothing a device was not permitted
-    to report is kept."""
+    to report is kept. With `known`, what earlier batches learned is used while the access
+    counter says it still holds (`devices.known`)."""
     now = clock.now()
+    learned = (known or KnownDevices()).at(session.scalar(_ACCESS_GENERATION))
+    unknown = {item.credential_hash for item in reports} - learned.devices.keys()
+    if unknown:
+        _learn(session=session, keyring=keyring, hashes=unknown, learned=learned)
     outcomes = [CheckInOutcome() for _ in reports]
-    found = {
-        row.credential_hash: row
-        for row in session.execute(
-            _DEVICES_BY_CREDENTIAL, {"hashes": list({item.credential_hash for item in reports})}
-        )
-    }
-    accepted: list[tuple[CheckInOutcome, CheckIn, Any]] = []
+    accepted: list[tuple[CheckInOutcome, CheckIn, Known]] = []
     for outcome, item in zip(outcomes, reports, strict=True):
-        row = found.get(item.credential_hash)
+        device = learned.devices.get(item.credential_hash)
         outcome.error = (
-            NotAuthenticated(REFUSED_CREDENTIAL) if row is None else _future_fix(item.report, now)
-        )
+            NotAuthenticated(REFUSED_CREDENTIAL) if device is None
+            else _future_fix(item.report, now)
+        )  # fmt: skip
         if outcome.error is None:
-            outcome.device_id, outcome.lost = row.id, row.lost
-            outcome.needs_follow_up = row.lost and row.found_notified_at is None
-            accepted.append((outcome, item.report, row))
+            outcome.device_id, outcome.lost = device.id, device.lost
+            outcome.needs_follow_up = device.owner_to_be_told
+            accepted.append((outcome, item.report, device))
     if not accepted:
         return outcomes
 
-    # The consent ledger is asked only where the device was enrolled with the capability
-    # and actually reports something it covers.
-    asks: dict[uuid.UUID, tuple[consent.Ask | None, consent.Ask | None]] = {}
-    for _, report, row in accepted:
-        scope = scope_of(row.id)
-        locate, accounts = asks.get(row.id, (None, None))
-        if report.locations and Capability.LOCATE.value in row.capabilities:
-            locate = consent.Ask(row.user_id, Purpose.DEVICE_LOCATE, scope)
-        if report.accounts is not None and Capability.REPORT_ACCOUNTS.value in row.capabilities:
-            accounts = consent.Ask(row.user_id, Purpose.DEVICE_ACCOUNTS, scope)
-        asks[row.id] = (locate, accounts)
-    allowed = consent.permitted(
-        session=session, asks=[ask for pair in asks.values() for ask in pair if ask is not None]
-    )
-    keys.load_keys(
-        session=session, master=keyring.master, subject_ids={row.user_id for _, _, row in accepted}
-    )
-
     fixes: list[dict[str, Any]] = []
     seen: dict[uuid.UUID, dict[str, Any]] = {}
-    for outcome, report, row in accepted:
-        locate, accounts = asks[row.id]
-        change = seen.get(row.id)
+    for outcome, report, device in accepted:
+        change = seen.get(device.id)
         if change is None:
-            change = seen[row.id] = {"device": row.id, "seen": now, "battery": None,
-                                     "version": None, "accounts": None,
-                                     "accounts_at": None}  # fmt: skip
+            change = seen[device.id] = {"device": device.id, "seen": now, "battery": None,
+                                        "version": None, "accounts": None,
+                                        "accounts_at": None}  # fmt: skip
         if report.battery_percent is not None:
             change["battery"] = report.battery_percent
         if report.agent_version:
             change["version"] = report.agent_version
-        if report.locations and locate in allowed:
-            fixes.extend(_sealed_fix(session, keyring, row, fix, now) for fix in report.locations)
+        if report.locations and device.may_locate:
+            cipher = _cipher_of(learned, device)
+            fixes.extend(_sealed_fix(cipher, device, fix, now) for fix in report.locations)
             outcome.locations_stored = len(report.locations)
-        if report.accounts is not None and accounts in allowed:
-            change["accounts"] = keys.encrypt_field(
-                session=session, master=keyring.master, subject_id=row.user_id,
-                table=Device.__tablename__, column="sealed_accounts", row_id=row.id,
+        if report.accounts is not None and device.may_report_accounts:
+            change["accounts"] = keys.seal_with(
+                _cipher_of(learned, device), table=Device.__tablename__,
+                column="sealed_accounts", row_id=device.id,
                 plaintext=json.dumps(sorted(set(report.accounts))),
             )  # fmt: skip
             change["accounts_at"] = now
@@ -338,6 +329,44 @@ def check_in_many(
     return outcomes
 
 
+def _learn(*, session: Session, keyring: Keyring, hashes: set[str], learned: Learned) -> None:
+    """Look up these credentials' devices, what their owners consent to, and the owners'
+    keys: three queries for all of them."""
+    rows = list(session.execute(_DEVICES_BY_CREDENTIAL, {"hashes": list(hashes)}))
+    if not rows:
+        return
+    asks = [
+        consent.Ask(row.user_id, CAPABILITY_PURPOSE[capability], scope_of(row.id))
+        for row in rows
+        for capability in (Capability.LOCATE, Capability.REPORT_ACCOUNTS)
+        if capability.value in row.capabilities
+    ]
+    allowed = consent.permitted(session=session, asks=asks)
+    owners = {row.user_id for row in rows} - learned.ciphers.keys()
+    learned.ciphers.update(
+        keys.ciphers_of(session=session, master=keyring.master, subject_ids=owners)
+    )
+    for row in rows:
+        scope = scope_of(row.id)
+        learned.devices[row.credential_hash] = Known(
+            id=row.id,
+            user_id=row.user_id,
+            lost=row.lost,
+            owner_to_be_told=row.lost and row.found_notified_at is None,
+            may_locate=consent.Ask(row.user_id, Purpose.DEVICE_LOCATE, scope) in allowed,
+            may_report_accounts=(
+                consent.Ask(row.user_id, Purpose.DEVICE_ACCOUNTS, scope) in allowed
+            ),
+        )
+
+
+def _cipher_of(learned: Learned, device: Known):
+    cipher = learned.ciphers.get(device.user_id)
+    if cipher is None:
+        raise keys.KeyDestroyed(N_("This person's data has been erased."))
+    return cipher
+
+
 # What a stored fix holds, as JSON. Formatted, not json.dumps'd: this runs for every fix of
 # every check-in, and validated coordinates, accuracy and method need no escaping.
 _FIX_JSON = (
@@ -346,14 +375,13 @@ _FIX_JSON = (
 )
 
 
-def _sealed_fix(session: Session, keyring: Keyring, row, fix: LocationFix, now) -> dict:
+def _sealed_fix(cipher, device: Known, fix: LocationFix, now) -> dict:
     row_id = time_ordered_id()
-    sealed = keys.encrypt_field(
-        session=session, master=keyring.master, subject_id=row.user_id,
-        table=DeviceLocation.__tablename__, column="sealed", row_id=row_id,
+    sealed = keys.seal_with(
+        cipher, table=DeviceLocation.__tablename__, column="sealed", row_id=row_id,
         plaintext=_FIX_JSON.format(fix=fix, method=fix.method.value),
     )  # fmt: skip
-    return {"id": row_id, "device_id": row.id, "fixed_at": fix.fixed_at, "received_at": now,
+    return {"id": row_id, "device_id": device.id, "fixed_at": fix.fixed_at, "received_at": now,
             "sealed": sealed}  # fmt: skip
 
 

@@ -179,7 +179,7 @@ def test_keys_load_in_one_go_and_a_destroyed_one_stays_destroyed(db, clock, mast
         listen = lambda *args: statements.append(args[2])  # noqa: E731
         event.listen(engine, "before_cursor_execute", listen)
         try:
-            keys.load_keys(session=fresh, master=master, subject_ids=[alive, shredded])
+            ciphers = keys.ciphers_of(session=fresh, master=master, subject_ids=[alive, shredded])
             opened = keys.decrypt_field(
                 session=fresh, master=master, subject_id=alive, table="t", column="c", row_id=1,
                 ciphertext=sealed,
@@ -187,6 +187,7 @@ def test_keys_load_in_one_go_and_a_destroyed_one_stays_destroyed(db, clock, mast
         finally:
             event.remove(engine, "before_cursor_execute", listen)
         assert opened == "Almaty"
+        assert set(ciphers) == {alive}
         assert len([s for s in statements if "subject_keys" in s]) == 1
         with pytest.raises(keys.KeyDestroyed):
             keys.encrypt_field(session=fresh, master=master, subject_id=shredded, table="t",

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Scope
 
 from smartprotect.commands import service as commands
 from smartprotect.commands.models import State
@@ -27,6 +28,7 @@ from smartprotect.deps import (
     DbSession,
     KeyringDep,
     SettingsDep,
+    bearer_of,
     bearer_token,
 )
 from smartprotect.devices import service as devices
@@ -69,13 +71,14 @@ async def check_in(request: Request) -> Response:
     The busiest endpoint, so a plain Starlette route, without dependency injection; and
     usually answered even before the middleware stack (`api.fast_path`).
     """
-    return await answer_check_in(request, await request.body())
+    body = await answer_check_in(request.scope, await request.body())
+    return Response(body, media_type="application/json")
 
 
-async def answer_check_in(request: Request, body: bytes) -> Response:
-    """Store a check-in through the group-commit writer and answer once its batch has
-    committed; raises what refuses it."""
-    raw = bearer_token(request)
+async def answer_check_in(scope: Scope, body: bytes) -> bytes:
+    """Store a check-in through the group-commit writer and answer (the JSON body) once its
+    batch has committed; raises what refuses it."""
+    raw = bearer_of(scope)
     if raw is None:
         raise NotAuthenticated(DEVICE_CREDENTIAL_MISSING)
     try:
@@ -84,7 +87,7 @@ async def answer_check_in(request: Request, body: bytes) -> Response:
         raise RequestValidationError(
             [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
         ) from None
-    state = request.app.state
+    state = scope["app"].state
     outcome = await state.check_ins.submit(
         devices.Report(credential_hash=hash_token(raw), report=report)
     )
@@ -100,7 +103,7 @@ async def answer_check_in(request: Request, body: bytes) -> Response:
         locations_stored=outcome.locations_stored,
         accounts_stored=outcome.accounts_stored,
     )
-    return Response(answer.model_dump_json(), media_type="application/json")
+    return answer.model_dump_json().encode()
 
 
 class CommandReport(BaseModel):

@@ -96,16 +96,19 @@ _KEYS_OF = select(
 ).where(_subject_keys.subject_id.in_(bindparam("subjects", expanding=True)))
 
 
-def load_keys(*, session: Session, master: MasterKey, subject_ids: Iterable[uuid.UUID]) -> None:
-    """Unwrap several subjects' keys for this session with one query (for batched work);
-    a subject whose key is destroyed is left out, so sealing for them still fails."""
+def ciphers_of(
+    *, session: Session, master: MasterKey, subject_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, AESGCM]:
+    """Several subjects' keys, unwrapped with one query, for `seal_with` (also kept for this
+    session); a subject whose key is destroyed is left out."""
     cache: dict[tuple[str, uuid.UUID], AESGCM] = session.info.setdefault(_CACHE, {})
-    wanted = [s for s in set(subject_ids) if (master.key_id, s) not in cache]
-    if not wanted:
-        return
-    for row in session.execute(_KEYS_OF, {"subjects": wanted}):
-        if row.wrapped_key is not None:
-            cache[master.key_id, row.subject_id] = AESGCM(_unwrap(master, row, row.subject_id))
+    subject_ids = set(subject_ids)
+    wanted = [s for s in subject_ids if (master.key_id, s) not in cache]
+    if wanted:
+        for row in session.execute(_KEYS_OF, {"subjects": wanted}):
+            if row.wrapped_key is not None:
+                cache[master.key_id, row.subject_id] = AESGCM(_unwrap(master, row, row.subject_id))
+    return {s: cache[master.key_id, s] for s in subject_ids if (master.key_id, s) in cache}
 
 
 def encrypt_field(
