@@ -102,6 +102,11 @@ def test_time_ordered_ids_are_version_7_and_sort_by_creation(monkeypatch):
     assert first < second  # a millisecond later sorts later, whatever the random bits
     monkeypatch.undo()
     assert len({time_ordered_id().int & (1 << 62) - 1 for _ in range(1000)}) == 1000
+    # Within one millisecond they still sort in the order they were made.
+    monkeypatch.setattr(time_module, "time_ns", lambda: 1_800_000_000_000_000_000)
+    same_moment = [time_ordered_id() for _ in range(1000)]
+    assert same_moment == sorted(same_moment) and len(set(same_moment)) == 1000
+    assert all(i.version == 7 and i.variant == "specified in RFC 4122" for i in same_moment)
 
 
 def test_scrub_empties_the_sqlite_log_and_waits_for_readers_only_as_long_as_told(tmp_path):

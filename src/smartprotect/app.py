@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp
 
 from smartprotect import __version__
-from smartprotect.api import fmd_v1
+from smartprotect.api import fmd_v1, fmd_v2
 from smartprotect.api.fast_path import FastPath
 from smartprotect.api.v1.agent import answer_check_in, check_in
 from smartprotect.clock import Clock, SystemClock
@@ -194,6 +194,7 @@ def create_app(
     app.add_route(CHECK_IN_PATH, check_in, methods=["POST"], include_in_schema=False)
     app.include_router(api_v1_router, prefix="/api/v1")
     app.include_router(fmd_v1.router, prefix="/api/v1")
+    app.include_router(fmd_v2.router, prefix="/api/v2")
     # FMD servers also answer at the root (deprecated there, still used by older clients).
     app.include_router(fmd_v1.router, include_in_schema=False)
     app.include_router(web_router)

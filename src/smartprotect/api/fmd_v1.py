@@ -231,9 +231,12 @@ def _add_listing(kind: ItemKind, *, every: str, count: str, delete: str) -> None
         fmd.delete_items(session=db, account=account, kind=kind)
         return Response(status_code=200)
 
-    router.add_api_route(every, every_item, methods=["POST"], name=f"all_{kind}s")
-    router.add_api_route(count, item_count, methods=["PUT"], name=f"{kind}_count")
-    router.add_api_route(delete, delete_every_item, methods=["POST"], name=f"delete_{kind}s")
+    # FMD's server answers these whatever the method; its clients differ (the web client
+    # posts, the fmd-api client puts).
+    for path, route, name in ((every, every_item, f"all_{kind}s"),
+                              (count, item_count, f"{kind}_count"),
+                              (delete, delete_every_item, f"delete_{kind}s")):  # fmt: skip
+        router.add_api_route(path, route, methods=["POST", "PUT"], name=name)
 
 
 _add_listing(ItemKind.LOCATION, every="/locations", count="/locationDataSize",

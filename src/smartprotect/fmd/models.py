@@ -27,16 +27,20 @@ class FmdAccount(Model):
     device_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("devices.id", ondelete="CASCADE"), unique=True
     )
-    # The protocol's "DeviceId"/IDT: random, chosen by the server.
+    # The protocol's "DeviceId"/IDT (v1) or username (v2).
     username: Mapped[str] = mapped_column(String(64), unique=True)
-    # The salt of the app's Argon2id login hash (from the PHC string it registered with),
-    # handed back at login so the app derives the same hash again.
+    # The FMD server protocol the account's client encrypts with: 1 (the app 0.15) or 2.
+    protocol_version: Mapped[int] = mapped_column(default=1, server_default="1")
+    # The salt of the client's Argon2id password hash (v1: from the PHC string it registered
+    # with; v2: as it sent it), handed back so the client derives the same hash again.
     salt: Mapped[str] = mapped_column(String(64))
-    # That login hash, hashed again here (argon2id): the server never sees the password.
+    # That hash, hashed once more here: the server never sees the password.
     password_hash: Mapped[str] = mapped_column(String(255))
-    # Opaque to the server: the private key, encrypted under the FMD password; the public key.
+    # Opaque to the server. v1: the private key, encrypted under the FMD password, and the
+    # public key. v2: the account's master key, encrypted under a key from the password.
     private_key: Mapped[str] = mapped_column(Text)
     public_key: Mapped[str] = mapped_column(Text)
+    master_key: Mapped[str | None] = mapped_column(Text)
     push_url: Mapped[str | None] = mapped_column(String(2048))
     # The one command slot: emptied once the app has read it.
     command: Mapped[str | None] = mapped_column(Text)
@@ -63,10 +67,13 @@ class FmdSession(Model):
 class ItemKind(enum.StrEnum):
     LOCATION = "location"
     PICTURE = "picture"
+    # Protocol v2 only: commands are encrypted items too, waiting until the phone deletes them.
+    COMMAND = "command"
 
 
 class FmdItem(Model):
-    """An encrypted location or picture as the app uploaded it (the server cannot open it)."""
+    """An encrypted location, picture or (v2) command as a client uploaded it (the server
+    cannot open it)."""
 
     __tablename__ = "fmd_items"
     __table_args__ = (
@@ -78,6 +85,10 @@ class FmdItem(Model):
     account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("fmd_accounts.id", ondelete="CASCADE"))
     kind: Mapped[ItemKind] = mapped_column(str_enum(ItemKind, 16))
     data: Mapped[str] = mapped_column(Text)
+    # Protocol v2: the id (32 hex digits) and time the client gave the item, both bound into
+    # its encryption.
+    client_item_id: Mapped[str | None] = mapped_column(String(32))
+    unix_millis: Mapped[int | None] = mapped_column(BigInteger)
     # Its retention clock (clause 2.4).
     uploaded_at: Mapped[datetime]
 
@@ -94,8 +105,9 @@ def _accounts_of(ids):
 register(Rule(Category.GEOLOCATION, FmdItem, FmdItem.uploaded_at,
               lambda ids: FmdItem.account_id.in_(_accounts_of(ids)),
               where=FmdItem.kind == ItemKind.LOCATION))  # fmt: skip
+# Pictures, and v2 commands a phone never fetched.
 register(Rule(Category.OTHER, FmdItem, FmdItem.uploaded_at,
               lambda ids: FmdItem.account_id.in_(_accounts_of(ids)),
-              where=FmdItem.kind == ItemKind.PICTURE))  # fmt: skip
+              where=FmdItem.kind.in_([ItemKind.PICTURE, ItemKind.COMMAND])))  # fmt: skip
 register(Rule(Category.TECHNICAL, FmdSession, FmdSession.created_at,
               lambda ids: FmdSession.account_id.in_(_accounts_of(ids))))  # fmt: skip

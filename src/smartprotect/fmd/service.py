@@ -32,9 +32,9 @@ from smartprotect.fmd.models import FmdAccount, FmdItem, FmdSession, ItemKind
 from smartprotect.privacy.keys.master import Keyring
 from smartprotect.security import hash_token, keyed_hash
 
-# What `GET /version` answers: the FMD server release whose protocol this follows (the app
-# needs 0.9.0 or later).
-PROTOCOL_VERSION = "0.14.2"
+# What `GET /version` answers: the FMD server release whose protocols (v1 and v2) this
+# follows (the app needs 0.9.0 or later).
+PROTOCOL_VERSION = "0.17.0"
 PLATFORM = "fmd-android"
 # Sessions: 15 minutes unless the app asks for longer, never more than a week.
 DEFAULT_SESSION = timedelta(seconds=900)
@@ -50,10 +50,13 @@ LOCKED_COMMAND = "423"
 USERNAME = re.compile(r"^[-_a-zA-Z0-9]{1,64}$")
 # As FMD servers: the newest 500 locations and 10 pictures of a phone are kept (within the
 # year of clause 2.4); a picture upload is at most 15 MiB.
-KEPT = {ItemKind.LOCATION: 500, ItemKind.PICTURE: 10}
+# v2 commands wait until the phone deletes them: at most 100 of them (FMD keeps all).
+KEPT = {ItemKind.LOCATION: 500, ItemKind.PICTURE: 10, ItemKind.COMMAND: 100}
 PICTURE_BODY_LIMIT = 15 * 1024 * 1024
 PASSWORD_SCHEME = "pw-v2:sha-512:"  # noqa: S105 - a scheme name
 PASSWORD_CONTEXT = b"context:serverSidePasswordHash"
+PROTOCOL_V2 = 2
+ITEM_ID = re.compile(r"^[0-9a-fA-F]{32}$")
 
 
 class FmdError(SmartProtectError):
@@ -98,26 +101,83 @@ def register(
     public_key: str,
     private_key: str,
 ) -> FmdAccount:
-    """Create the FMD account as a device of the owner of the enrollment code it carries."""
+    """Create a protocol-v1 FMD account (the app's) as a device of the owner of the
+    enrollment code it carries."""
+    return _create_account(
+        session=session, keyring=keyring, clock=clock, registration_token=registration_token,
+        username=requested_username, salt=_salt_of(hashed_password),
+        password_hash=server_password_hash(hashed_password), private_key=private_key,
+        public_key=public_key, protocol_version=1, master_key=None,
+    )  # fmt: skip
+
+
+def register_v2(
+    *,
+    session: Session,
+    keyring: Keyring,
+    clock: Clock,
+    registration_token: str,
+    username: str,
+    salt64: str,
+    password_hash64: str,
+    protocol_version: int,
+    master_key64: str,
+) -> FmdAccount:
+    """Create a protocol-v2 FMD account as a device of the owner of the enrollment code it
+    carries."""
     if not registration_token.strip():
         raise FmdError(401, "Registration Token not valid")
-    if not USERNAME.match(requested_username):
+    if protocol_version != PROTOCOL_V2:
+        raise FmdError(400, f"invalid protoVersion: {protocol_version}, expected {PROTOCOL_V2}")
+    client_hash = v2_password(password_hash64)
+    _check_base64(salt64, "salt")
+    _check_base64(master_key64, "encrypted master key")
+    return _create_account(
+        session=session, keyring=keyring, clock=clock, registration_token=registration_token,
+        username=username, salt=salt64, password_hash=server_password_hash(client_hash),
+        private_key="", public_key="", protocol_version=PROTOCOL_V2, master_key=master_key64,
+    )  # fmt: skip
+
+
+def v2_password(password_hash64: str) -> str:
+    """The v2 client's key (K_auth) as the server hashes it: hex, so that two base64
+    spellings of the same bytes are one password (as FMD does)."""
+    return _check_base64(password_hash64, "password hash").hex()
+
+
+def _check_base64(text: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError:
+        raise FmdError(400, f"{what} is invalid base64") from None
+
+
+def _create_account(
+    *, session: Session, keyring: Keyring, clock: Clock, registration_token: str, username: str,
+    salt: str, password_hash: str, private_key: str, public_key: str, protocol_version: int,
+    master_key: str | None,
+) -> FmdAccount:  # fmt: skip
+    if not registration_token.strip():
+        raise FmdError(401, "Registration Token not valid")
+    if not USERNAME.match(username):
         raise FmdError(400, "Failed to create username: the requested username must be "
                             "alphanumeric and at most 64 characters")  # fmt: skip
-    if session.scalar(select(FmdAccount.id).where(FmdAccount.username == requested_username)):
+    if len(salt) > 64:
+        raise FmdError(400, "salt is too long")
+    if session.scalar(select(FmdAccount.id).where(FmdAccount.username == username)):
         raise FmdError(400, "Failed to create username: the requested username is not available")
     try:
         device, _credential = devices.enroll(
             session=session, keyring=keyring, clock=clock,
             request=EnrollRequest(code=registration_token, platform=PLATFORM,
-                                  agent_version="fmd"),
+                                  agent_version=f"fmd-v{protocol_version}"),
         )  # fmt: skip
     except (SmartProtectError, ValidationError):
         raise FmdError(401, "Registration Token not valid") from None
     account = FmdAccount(
-        device_id=device.id, username=requested_username, salt=_salt_of(hashed_password),
-        password_hash=server_password_hash(hashed_password), private_key=private_key,
-        public_key=public_key, failed_logins=0, created_at=clock.now(),
+        device_id=device.id, username=username, protocol_version=protocol_version, salt=salt,
+        password_hash=password_hash, private_key=private_key, public_key=public_key,
+        master_key=master_key, failed_logins=0, created_at=clock.now(),
     )  # fmt: skip
     session.add(account)
     session.flush()
@@ -181,12 +241,24 @@ def log_in(
                     details={"failures": account.failed_logins})  # fmt: skip
         raise FmdError(403, "Access denied")
     account.failed_logins, account.locked_until = 0, None
+    return open_session(session=session, clock=clock, account=account, seconds=seconds), account
+
+
+def open_session(*, session: Session, clock: Clock, account: FmdAccount, seconds: int = 0) -> str:
+    """A new access token for the account (15 minutes unless asked for longer, at most 7
+    days); only its hash is kept."""
+    now = clock.now()
     duration = timedelta(seconds=seconds) if seconds > 0 else DEFAULT_SESSION
     token = "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(TOKEN_LENGTH))
     session.add(FmdSession(account_id=account.id, token_hash=hash_token(token), created_at=now,
                            expires_at=now + min(duration, MAX_SESSION)))  # fmt: skip
     session.flush()
-    return token, account
+    return token
+
+
+def close_session(*, session: Session, token: str) -> None:
+    """End one access token (v2 logout)."""
+    session.execute(delete(FmdSession).where(FmdSession.token_hash == hash_token(token)))
 
 
 def account_for_token(*, session: Session, clock: Clock, token: str) -> FmdAccount:
@@ -217,6 +289,24 @@ def change_password(
     session.execute(delete(FmdSession).where(FmdSession.account_id == account.id))
 
 
+def change_password_v2(
+    *, session: Session, clock: Clock, account: FmdAccount, salt64: str, password_hash64: str,
+    master_key64: str,
+) -> str:  # fmt: skip
+    """A new password: its salt, hash and the master key re-encrypted under it. Every session
+    ends; the returned token opens a new one."""
+    client_hash = v2_password(password_hash64)
+    _check_base64(salt64, "salt")
+    _check_base64(master_key64, "encrypted master key")
+    if len(salt64) > 64:
+        raise FmdError(400, "salt is too long")
+    account.salt = salt64
+    account.password_hash = server_password_hash(client_hash)
+    account.master_key = master_key64
+    session.execute(delete(FmdSession).where(FmdSession.account_id == account.id))
+    return open_session(session=session, clock=clock, account=account)
+
+
 def set_command(*, account: FmdAccount, command: Command) -> bool:
     """Put a command in the account's one slot (replacing any); True if the phone should be
     woken for it."""
@@ -234,11 +324,64 @@ def take_command(*, account: FmdAccount) -> Command:
     return command
 
 
+@dataclass(frozen=True)
+class ItemV2:
+    """An encrypted item as protocol v2 carries it."""
+
+    client_item_id: str  # 32 hex digits
+    unix_millis: int
+    ciphertext64: str
+
+
 def add_item(*, session: Session, clock: Clock, account: FmdAccount, kind: ItemKind,
              data: str) -> None:  # fmt: skip
-    """Store an encrypted location or picture as uploaded, keeping the newest `KEPT`."""
+    """Store an encrypted location or picture as uploaded (v1), keeping the newest `KEPT`."""
     session.add(FmdItem(account_id=account.id, kind=kind, data=data, uploaded_at=clock.now()))
     session.flush()
+    _prune(session=session, account=account, kind=kind)
+
+
+def add_items_v2(
+    *, session: Session, clock: Clock, account: FmdAccount, kind: ItemKind, items: list[ItemV2]
+) -> None:
+    """Store v2 items as uploaded, keeping the newest `KEPT`; new commands wake the phone."""
+    now = clock.now()
+    for item in items:
+        if not ITEM_ID.match(item.client_item_id):
+            raise FmdError(400, "clientItemIdHex must be 32 hex digits")
+        _check_base64(item.ciphertext64, "ciphertext")
+        session.add(FmdItem(account_id=account.id, kind=kind, data=item.ciphertext64,
+                            client_item_id=item.client_item_id.lower(),
+                            unix_millis=item.unix_millis, uploaded_at=now))  # fmt: skip
+    session.flush()
+    _prune(session=session, account=account, kind=kind)
+    if kind == ItemKind.COMMAND and items:
+        push.wake_after_commit(session, account.push_url)
+
+
+def items_v2(*, session: Session, account: FmdAccount, kind: ItemKind) -> list[ItemV2]:
+    """Every stored v2 item of a kind, in the order they came."""
+    rows = session.execute(
+        select(FmdItem.client_item_id, FmdItem.unix_millis, FmdItem.data)
+        .where(FmdItem.account_id == account.id, FmdItem.kind == kind)
+        .order_by(FmdItem.uploaded_at, FmdItem.id)
+    )
+    return [ItemV2(row.client_item_id or "", row.unix_millis or 0, row.data) for row in rows]
+
+
+def delete_item_v2(*, session: Session, account: FmdAccount, kind: ItemKind, item_id: str) -> None:
+    """Delete the item(s) with this client id; 404 if there is none."""
+    if not ITEM_ID.match(item_id):
+        raise FmdError(404, "message not found")
+    deleted = session.execute(
+        delete(FmdItem).where(FmdItem.account_id == account.id, FmdItem.kind == kind,
+                              FmdItem.client_item_id == item_id.lower())
+    ).rowcount  # fmt: skip
+    if not deleted:
+        raise FmdError(404, "message not found")
+
+
+def _prune(*, session: Session, account: FmdAccount, kind: ItemKind) -> None:
     newest = (
         select(FmdItem.id)
         .where(FmdItem.account_id == account.id, FmdItem.kind == kind)
