@@ -294,3 +294,39 @@ def test_pictures_up_to_15_mib_are_taken_and_larger_refused(client, db, keys, co
 def test_the_tile_server_and_version_answer_in_plain_text(client):
     assert client.get(API + "/version").text == fmd.PROTOCOL_VERSION
     assert client.get(API + "/tileServerUrl").headers["content-type"].startswith("text/plain")
+
+
+def test_the_owners_export_holds_v2_items_and_what_opens_them_with_the_password(
+    client, db, clock, keyring, keys, code, owner
+):
+    from jsonschema import Draft202012Validator
+
+    from smartprotect.privacy.rights import export
+    from smartprotect.privacy.rights.schema import EXPORT_SCHEMA
+
+    token = _register(client, keys, code)
+    fix = _item(keys, "location", b'{"lat": 43.2389}')
+    client.post(API + "/data/location", json={"items": [fix]}, headers=_bearer(token))
+    db.expire_all()
+    document = export.document(session=db, keyring=keyring, user=owner, now=clock.now())
+    data = json.loads("".join(export.stream_json(document)))
+    Draft202012Validator(EXPORT_SCHEMA).validate(data)
+    (device,) = data["devices"]
+    fmd_data = device["fmd"]
+    assert fmd_data["protocol_version"] == 2 and "fmd_v2_master" in fmd_data["how_to_decrypt"]
+    assert "43.2389" not in json.dumps(data)
+    # The document alone and the password open it, as its instructions say.
+    _auth, premaster = protocol_v2.derive_password_key(
+        fmd_data["username"], PASSWORD, base64.b64decode(fmd_data["salt"])
+    )
+    master = protocol_v2.decrypt_master_key(
+        fmd_data["username"], premaster, base64.b64decode(fmd_data["encrypted_master_key"])
+    )
+    (item,) = fmd_data["items"]
+    opened = protocol_v2.LongTermKeys(fmd_data["username"], master).decrypt_data_blob(
+        bytes.fromhex(item["client_item_id"]),
+        item["unix_millis"],
+        item["kind"],
+        base64.b64decode(item["ciphertext"]),
+    )
+    assert json.loads(opened) == {"lat": 43.2389}

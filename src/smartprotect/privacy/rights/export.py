@@ -130,22 +130,41 @@ FMD_DECRYPTION = (
 )
 
 
+FMD_V2_DECRYPTION = (
+    "Encrypted by an FMD protocol v2 client (FMD Server Protocol v2). With U the username and "
+    "h(U) its SHA-256: K_pwk = Argon2id('fmd_v2_password' + h(U) + password, `salt` (base64); "
+    "t=1, p=4, m=128 MiB, 32 bytes); K_pmk = HKDF-SHA256(K_pwk, no salt, info "
+    "'fmd_v2_premaster' + h(U)); the master key is the AES-256-GCM decryption of "
+    "`encrypted_master_key` (base64 of IV 12 bytes + ciphertext) under K_pmk with associated "
+    "data 'fmd_v2_master' + h(U). Each kind has a key HKDF-SHA256(master, info 'fmd_v2_kek_' + "
+    "kind + h(U)). An item's ciphertext (base64) is IV + encrypted 32-byte item key + IV + "
+    "encrypted data, AES-256-GCM, with associated data 'fmd_v2_dek_' (resp. 'fmd_v2_data_') + "
+    "kind + h(U) + the 16-byte client_item_id + unix_millis (8 bytes, big-endian). Smart "
+    "Protect does not have the password."
+)
+
+
 def _fmd(session: Session, device: Device) -> dict[str, Any] | None:
-    """What the FMD protocol stored for a phone with the FMD app, as stored: ciphertext."""
+    """What the FMD protocol stored for a phone with an FMD client, as stored: ciphertext."""
     account = session.scalar(select(FmdAccount).where(FmdAccount.device_id == device.id))
     if account is None:
         return None
     items = session.execute(
-        select(FmdItem.kind, FmdItem.uploaded_at, FmdItem.data)
+        select(FmdItem.kind, FmdItem.uploaded_at, FmdItem.data, FmdItem.client_item_id,
+               FmdItem.unix_millis)
         .where(FmdItem.account_id == account.id)
         .order_by(FmdItem.uploaded_at, FmdItem.id)
         .execution_options(yield_per=STREAM_BATCH)
-    )
+    )  # fmt: skip
+    v2 = account.protocol_version == 2
     return {
-        "username": account.username, "public_key": account.public_key,
-        "private_key": account.private_key, "how_to_decrypt": FMD_DECRYPTION,
-        "items": ({"kind": kind, "uploaded_at": at, "ciphertext": data}
-                  for kind, at, data in items),
+        "username": account.username, "protocol_version": account.protocol_version,
+        "public_key": account.public_key, "private_key": account.private_key,
+        "salt": account.salt, "encrypted_master_key": account.master_key,
+        "how_to_decrypt": FMD_V2_DECRYPTION if v2 else FMD_DECRYPTION,
+        "items": ({"kind": kind, "uploaded_at": at, "ciphertext": data,
+                   "client_item_id": item_id, "unix_millis": millis}
+                  for kind, at, data, item_id, millis in items),
     }  # fmt: skip
 
 
