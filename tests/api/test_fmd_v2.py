@@ -8,6 +8,7 @@ import base64
 import json
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 from fmd_api import protocol_v2
@@ -330,3 +331,28 @@ def test_the_owners_export_holds_v2_items_and_what_opens_them_with_the_password(
         base64.b64decode(item["ciphertext"]),
     )
     assert json.loads(opened) == {"lat": 43.2389}
+
+
+def test_one_client_guessing_is_throttled_across_accounts_logins_and_registrations(
+    client, db, keys, code, clock
+):
+    from smartprotect.accounts.models import LoginAttempt
+
+    _register(client, keys, code)
+    # Guesses spread over accounts, so that FMD's per-account lock never triggers.
+    for n in range(fmd.MAX_FAILURES_PER_CLIENT // 2):
+        body = {"username": f"guess{n}", "passwordHash64": _b64(b"x"), "sessionDurationSeconds": 1}
+        assert client.post(API + "/account/login", json=body).status_code == 404
+        wrong = _registration(keys, f"WRONG-CODE-{n}", username=f"new{n}")
+        assert client.post(API + "/account/register", json=wrong).status_code == 401
+    right = {"username": NAME, "passwordHash64": _b64(keys.auth), "sessionDurationSeconds": 60}
+    refused = client.post(API + "/account/login", json=right)
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    assert client.put("/api/v1/requestAccess", json={"IDT": NAME, "Data": "x"}).status_code == 429
+    # The records name neither the account nor the client in clear.
+    keys_kept = db.scalars(select(LoginAttempt.account_key)).all()
+    assert len(keys_kept) == fmd.MAX_FAILURES_PER_CLIENT
+    assert not any(name in key for key in keys_kept for name in ("guess", "new", "testclient"))
+    # The window passes.
+    clock.advance(timedelta(minutes=16))
+    assert client.post(API + "/account/login", json=right).status_code == 200

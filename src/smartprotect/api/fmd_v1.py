@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from smartprotect.audit.tags import Tag
-from smartprotect.deps import ClockDep, DbSession, KeyringDep, SettingsDep
+from smartprotect.deps import ClockDep, DbSession, KeyringDep, SettingsDep, client_address
 from smartprotect.fmd import push
 from smartprotect.fmd import service as fmd
 from smartprotect.fmd.models import FmdAccount, ItemKind
@@ -25,7 +25,8 @@ router = APIRouter(tags=["fmd"])
 
 
 def refusal(exc: FmdError) -> Response:
-    return PlainTextResponse(f"{exc}\n", status_code=exc.status_code)
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+    return PlainTextResponse(f"{exc}\n", status_code=exc.status_code, headers=headers)
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -75,13 +76,15 @@ async def register(
     """Register the phone, with an enrollment code from its owner's dashboard as the
     registration token."""
     data = await _body(request)
-    account = fmd.register(
-        session=db, keyring=keyring, clock=clock,
-        registration_token=_text(data, "registrationToken"),
-        requested_username=_text(data, "requestedUsername"),
-        hashed_password=_text(data, "hashedPassword"),
-        public_key=_text(data, "pubkey"), private_key=_text(data, "privkey"),
-    )  # fmt: skip
+    with fmd.throttled(session=db, keyring=keyring, clock=clock, client=client_address(request),
+                       name=_text(data, "requestedUsername")):  # fmt: skip
+        account = fmd.register(
+            session=db, keyring=keyring, clock=clock,
+            registration_token=_text(data, "registrationToken"),
+            requested_username=_text(data, "requestedUsername"),
+            hashed_password=_text(data, "hashedPassword"),
+            public_key=_text(data, "pubkey"), private_key=_text(data, "privkey"),
+        )  # fmt: skip
     return JSONResponse({"DeviceId": account.username})
 
 
@@ -110,9 +113,11 @@ async def request_access(
     """Log in with the app's Argon2id hash; a refused attempt counts toward the lock."""
     data = await _body(request)
     username = _text(data, "IDT")
-    token, _ = fmd.log_in(session=db, keyring=keyring, clock=clock, username=username,
-                          client_hash=_text(data, "Data"),
-                          seconds=_count(data, "SessionDurationSeconds"))  # fmt: skip
+    with fmd.throttled(session=db, keyring=keyring, clock=clock, client=client_address(request),
+                       name=username):  # fmt: skip
+        token, _ = fmd.log_in(session=db, keyring=keyring, clock=clock, username=username,
+                              client_hash=_text(data, "Data"),
+                              seconds=_count(data, "SessionDurationSeconds"))  # fmt: skip
     return _package(username, token)
 
 

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from smartprotect.api.fmd_v1 import _body, _count, _text
 from smartprotect.audit.tags import Tag
-from smartprotect.deps import ClockDep, DbSession, KeyringDep, SettingsDep
+from smartprotect.deps import ClockDep, DbSession, KeyringDep, SettingsDep, client_address
 from smartprotect.fmd import service as fmd
 from smartprotect.fmd.models import FmdAccount, ItemKind
 from smartprotect.fmd.service import FmdError
@@ -63,11 +63,13 @@ async def log_in(request: Request, db: DbSession, clock: ClockDep, keyring: Keyr
     """A new access token, and the encrypted master key (empty for a v1 account); a refused
     attempt counts toward the lock."""
     data = await _body(request)
-    token, account = fmd.log_in(
-        session=db, keyring=keyring, clock=clock, username=_text(data, "username"),
-        client_hash=fmd.v2_password(_text(data, "passwordHash64")),
-        seconds=_count(data, "sessionDurationSeconds"),
-    )  # fmt: skip
+    with fmd.throttled(session=db, keyring=keyring, clock=clock, client=client_address(request),
+                       name=_text(data, "username")):  # fmt: skip
+        token, account = fmd.log_in(
+            session=db, keyring=keyring, clock=clock, username=_text(data, "username"),
+            client_hash=fmd.v2_password(_text(data, "passwordHash64")),
+            seconds=_count(data, "sessionDurationSeconds"),
+        )  # fmt: skip
     return _json({"accessToken": token, "encMasterKey64": account.master_key or ""})
 
 
@@ -78,14 +80,16 @@ async def register(
     """Register a v2 account, with an enrollment code from its owner's dashboard as the
     registration token; the answer is a first access token."""
     data = await _body(request)
-    account = fmd.register_v2(
-        session=db, keyring=keyring, clock=clock,
-        registration_token=_text(data, "registrationToken"),
-        username=_text(data, "username"), salt64=_text(data, "salt64"),
-        password_hash64=_text(data, "passwordHash64"),
-        protocol_version=_count(data, "protoVersion"),
-        master_key64=_text(data, "encMasterKey64"),
-    )  # fmt: skip
+    with fmd.throttled(session=db, keyring=keyring, clock=clock, client=client_address(request),
+                       name=_text(data, "username")):  # fmt: skip
+        account = fmd.register_v2(
+            session=db, keyring=keyring, clock=clock,
+            registration_token=_text(data, "registrationToken"),
+            username=_text(data, "username"), salt64=_text(data, "salt64"),
+            password_hash64=_text(data, "passwordHash64"),
+            protocol_version=_count(data, "protoVersion"),
+            master_key64=_text(data, "encMasterKey64"),
+        )  # fmt: skip
     return _json({"accessToken": fmd.open_session(session=db, clock=clock, account=account)})
 
 

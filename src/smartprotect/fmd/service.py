@@ -13,6 +13,8 @@ import hmac
 import re
 import secrets
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -20,6 +22,7 @@ from pydantic import ValidationError
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from smartprotect.accounts.models import LOGIN_THROTTLE_WINDOW, LoginAttempt
 from smartprotect.audit import service as audit
 from smartprotect.audit.tags import Tag
 from smartprotect.clock import Clock
@@ -66,9 +69,45 @@ class FmdError(SmartProtectError):
 
     keeps_transaction = True
 
-    def __init__(self, status_code: int, message: str) -> None:
+    def __init__(self, status_code: int, message: str, *, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
+        self.retry_after = retry_after
+
+
+# Failed logins and registrations from one client (its address): past this many within the
+# sign-in throttle's window, counted together with failed sign-ins on the site, it is refused
+# with 429 until the window has passed. FMD's own lock (423) covers one account.
+MAX_FAILURES_PER_CLIENT = 20
+# The refusals that count: unknown account, wrong password, locked, wrong registration token.
+COUNTED = {401, 403, 404, 423}
+
+
+@contextmanager
+def throttled(
+    *, session: Session, keyring: Keyring, clock: Clock, client: str, name: str
+) -> Iterator[None]:
+    """Refuse a client that failed too often; count this attempt if it is refused."""
+    now = clock.now()
+    client_key = keyed_hash(secret=keyring.secret, purpose="login-client", value=client)
+    failures = session.scalar(
+        select(func.count()).select_from(LoginAttempt)
+        .where(LoginAttempt.client_key == client_key,
+               LoginAttempt.attempted_at > now - LOGIN_THROTTLE_WINDOW)
+    )  # fmt: skip
+    if failures >= MAX_FAILURES_PER_CLIENT:
+        seconds = int(LOGIN_THROTTLE_WINDOW.total_seconds())
+        raise FmdError(429, "Too many failed attempts, try again later", retry_after=seconds)
+    try:
+        yield
+    except FmdError as exc:
+        if exc.status_code in COUNTED:
+            session.add(LoginAttempt(
+                account_key=keyed_hash(secret=keyring.secret, purpose="fmd-account", value=name),
+                client_key=client_key, attempted_at=now,
+            ))  # fmt: skip
+            session.flush()
+        raise
 
 
 @dataclass(frozen=True)

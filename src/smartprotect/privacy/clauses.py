@@ -349,6 +349,7 @@ CLAUSES: tuple[Clause, ...] = (
             DEVICES + "locations",
             RETENTION + "job.run_retention",
             _SP + "fmd.service.add_item",
+            _SP + "fmd.service.add_items_v2",
         ),
         tests=(
             T_DEVICES + "test_check_in_stores_sealed_locations_and_battery",
@@ -357,6 +358,8 @@ CLAUSES: tuple[Clause, ...] = (
             T_RETENTION + "test_an_item_provided_366_days_ago_is_gone_and_one_under_a_hold_remains",
             "tests/api/test_fmd_v1.py::"
             "test_the_app_registers_logs_in_uploads_and_is_woken_for_a_command",
+            "tests/api/test_fmd_v2.py::"
+            "test_items_are_kept_as_sent_listed_in_order_and_deleted_by_id",
         ),
         reason=N_(
             "Devices report fixes (coordinates, accuracy, method, time), stored sealed with the "
