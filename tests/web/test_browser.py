@@ -441,3 +441,152 @@ def test_see_change_download_and_delete_my_data_in_a_real_browser(
     db.expire_all()
     assert accounts.get_by_email(session=db, email=email) is None
     page.close()
+
+
+def test_fmd_phones_opened_and_commanded_in_a_real_browser(
+    browser, server, published_policy, mailbox
+):
+    """Issue 6's done-when: FMD phones on the dashboard, their locations decrypted in the
+    browser with the FMD password (never sent to the server), and a ring that reaches
+    them: signed there for the app's protocol v1, encrypted there for v2."""
+    import base64
+    import json
+
+    import httpx
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+    from fmd_api import FmdClient
+    from fmd_api.protocol_v2 import TYPE_COMMAND
+
+    from tests.api.test_fmd_v1 import PASSWORD, Phone
+
+    page, broken = _owner_page(browser, server, mailbox, "fmd@example.kz", "0106")
+    sent_passwords: list[str] = []
+    secrets = (PASSWORD, "tablet passphrase")
+    page.on("request", lambda r: sent_passwords.extend(
+        p for p in secrets if p in (r.post_data or "") + r.url))  # fmt: skip
+    capabilities = ("locate", "ring", "lock", "wipe")
+    phone_code = _enrollment_code(page, server, "Pixel", capabilities)
+    tablet_code = _enrollment_code(page, server, "Tablet", capabilities)
+
+    # The FMD app (v1): register, log in, upload a location and a picture.
+    phone = Phone()
+    http = httpx.Client(base_url=server.url + "/api/v1", timeout=30)
+    assert (
+        http.put(
+            "/device",
+            json={
+                "hashedPassword": phone.login_hash,
+                "pubkey": phone.public,
+                "privkey": phone.wrapped,
+                "requestedUsername": "pixel7",
+                "registrationToken": phone_code,
+            },
+        ).status_code
+        == 200
+    )
+    token = http.put(
+        "/requestAccess",
+        json={"IDT": "pixel7", "Data": phone.login_hash, "SessionDurationSeconds": 3600},
+    ).json()["Data"]
+    fix = {"provider": "gps", "lat": 43.238949, "lon": 76.889709, "accuracy": 12, "bat": 64,
+           "date": 1795700000000}  # fmt: skip
+    http.post("/location", json={"IDT": token, "Data": phone.encrypt(json.dumps(fix).encode())})
+    jpeg = base64.b64encode(b"\xff\xd8\xff\xe0 not really a JPEG").decode()
+    http.post("/picture", json={"IDT": token, "Data": phone.encrypt(jpeg.encode())})
+
+    # A v2 client (the published one): register with the other code and upload a location.
+    async def tablet_registers():
+        client = FmdClient(server.url)
+        try:
+            await client.register_v2("tablet", "tablet passphrase", registration_token=tablet_code)
+            await client.post_data_items("location", [json.dumps(
+                {"provider": "network", "lat": "51.128", "lon": "71.430", "accuracy": 40,
+                 "date": 1795700000000}).encode()])  # fmt: skip
+        finally:
+            await client.close()
+
+    _run_async(tablet_registers)
+
+    page.goto(f"{server.url}/en/devices")
+    page.get_by_role("link", name="Pixel").click()
+    expect(page.locator("main")).to_contain_text("cannot read the phone's data without it")
+    page.fill("#fmd-password", "not the password")
+    page.get_by_role("button", name="Open", exact=True).click()
+    expect(page.locator("[data-fmd-status]")).to_have_text(
+        "This is not the FMD password of this phone.", timeout=30000)  # fmt: skip
+    page.fill("#fmd-password", PASSWORD)
+    page.get_by_role("button", name="Open", exact=True).click()
+    expect(page.locator("[data-fmd-locations] tbody tr")).to_have_count(1, timeout=30000)
+    expect(page.locator("[data-fmd-locations]")).to_contain_text("43.23895, 76.88971")
+    expect(page.locator("[data-fmd-locations]")).to_contain_text("64%")
+    expect(page.locator("#fmd-map.leaflet-container")).to_be_visible()
+    page.get_by_role("button", name="Show the pictures").click()
+    expect(page.locator("[data-fmd-pictures] img")).to_have_attribute(
+        "src", "data:image/jpeg;base64," + jpeg)  # fmt: skip
+    page.get_by_role("button", name="Ring", exact=True).click()
+    expect(page.locator("[data-fmd-status]")).to_contain_text("Sent: ring")
+    _shot(page, "fmd-phone-opened")
+
+    # The phone reads the command once and checks the owner's browser signed it.
+    command = http.put("/command", json={"IDT": token, "Data": ""}).json()
+    assert command["Data"] == "ring"
+    phone._key.public_key().verify(
+        base64.b64decode(command["CmdSig"]), f"{command['UnixTime']}:ring".encode(),
+        padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256(),
+    )  # fmt: skip
+
+    # Lock with a message, and a wipe behind its safety check, signed the same way.
+    page.fill("#fmd-message", "Please call +7 701 555 0106")
+    page.get_by_role("button", name="Lock with this message").click()
+    expect(page.locator("[data-fmd-status]")).to_contain_text("Sent: lock")
+    assert http.put("/command", json={"IDT": token, "Data": ""}).json()["Data"] == (
+        "lock Please call +7 701 555 0106")  # fmt: skip
+    page.fill("#fmd-pin", "4321")
+    page.fill("#fmd-confirm-name", "Pixel")
+    page.fill("#fmd-account-password", "not my password")
+    page.get_by_role("button", name="Wipe", exact=True).click()
+    expect(page.locator("[data-fmd-status]")).to_contain_text("password")
+    assert http.put("/command", json={"IDT": token, "Data": ""}).json()["Data"] == ""
+    page.fill("#fmd-account-password", "a browser passphrase")
+    page.get_by_role("button", name="Wipe", exact=True).click()
+    expect(page.locator("[data-fmd-status]")).to_contain_text("Sent: delete")
+    wipe = http.put("/command", json={"IDT": token, "Data": ""}).json()
+    assert wipe["Data"] == "delete 4321"
+    phone._key.public_key().verify(
+        base64.b64decode(wipe["CmdSig"]), f"{wipe['UnixTime']}:delete 4321".encode(),
+        padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256(),
+    )  # fmt: skip
+
+    # The v2 tablet, on the same kind of page.
+    page.goto(f"{server.url}/en/devices")
+    page.get_by_role("link", name="Tablet").click()
+    page.fill("#fmd-password", "tablet passphrase")
+    page.get_by_role("button", name="Open", exact=True).click()
+    expect(page.locator("[data-fmd-locations]")).to_contain_text("51.12800, 71.43000",
+                                                                 timeout=30000)  # fmt: skip
+    page.get_by_role("button", name="Ring", exact=True).click()
+    expect(page.locator("[data-fmd-status]")).to_contain_text("Sent: ring")
+
+    async def tablet_reads() -> list[str]:
+        client = await FmdClient.create(server.url, "tablet", "tablet passphrase")
+        try:
+            return [client.decrypt_item(TYPE_COMMAND, item).decode()
+                    for item in await client.get_data_items(TYPE_COMMAND)]  # fmt: skip
+        finally:
+            await client.close()
+
+    assert _run_async(tablet_reads) == ["ring"]
+    assert sent_passwords == [], "an FMD password left the browser"
+    assert broken == []
+    http.close()
+    page.close()
+
+
+def _run_async(work):
+    """Run an asyncio client beside Playwright's own event loop (in a thread of its own)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, work()).result()

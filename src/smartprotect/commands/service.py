@@ -154,19 +154,8 @@ def issue(
             raise ValidationFailed({"message": N_("Use at most 200 characters.")})
         params = {"message": (message or "").strip(), "phone": (phone or "").strip()}
     if kind is Kind.WIPE:
-        errors: dict[str, str] = {}
-        password_wrong = False
-        try:
-            accounts.confirm_password(session=session, keyring=keyring, user=user,
-                                      password=password or "", clock=clock)  # fmt: skip
-        except PasswordIncorrect as exc:
-            errors.update(exc.errors)
-            password_wrong = True
-        if (confirm_name or "").strip() != device.name:
-            errors["confirm_name"] = N_("Type the device's name exactly as shown.")
-        if errors:
-            # A wrong password must stay counted by the throttle (PasswordIncorrect is kept).
-            raise (PasswordIncorrect if password_wrong else ValidationFailed)(errors)
+        confirm_wipe(session=session, keyring=keyring, user=user, device=device,
+                     password=password, confirm_name=confirm_name, clock=clock)  # fmt: skip
     now = clock.now()
     _expire(session=session, device=device, now=now)
     if kind in DESTRUCTIVE and session.scalar(
@@ -195,6 +184,27 @@ def issue(
     if kind is Kind.WIPE:
         _mail_owner(session, device, "wipe_issued", clock, links)
     return command
+
+
+def confirm_wipe(
+    *, session: Session, keyring: Keyring, user: User, device: Device, password: str | None,
+    confirm_name: str | None, clock: Clock,
+) -> None:  # fmt: skip
+    """A wipe's safety check: the owner re-enters their password (throttled) and types the
+    device's name."""
+    errors: dict[str, str] = {}
+    password_wrong = False
+    try:
+        accounts.confirm_password(session=session, keyring=keyring, user=user,
+                                  password=password or "", clock=clock)  # fmt: skip
+    except PasswordIncorrect as exc:
+        errors.update(exc.errors)
+        password_wrong = True
+    if (confirm_name or "").strip() != device.name:
+        errors["confirm_name"] = N_("Type the device's name exactly as shown.")
+    if errors:
+        # A wrong password must stay counted by the throttle (PasswordIncorrect is kept).
+        raise (PasswordIncorrect if password_wrong else ValidationFailed)(errors)
 
 
 def _expire(*, session: Session, device: Device, now: datetime) -> None:

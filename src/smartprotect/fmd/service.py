@@ -22,16 +22,24 @@ from pydantic import ValidationError
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from smartprotect.accounts.models import LOGIN_THROTTLE_WINDOW, LoginAttempt
+from smartprotect.accounts.models import LOGIN_THROTTLE_WINDOW, LoginAttempt, User
 from smartprotect.audit import service as audit
 from smartprotect.audit.tags import Tag
 from smartprotect.clock import Clock
+from smartprotect.commands import service as commands
 from smartprotect.devices import service as devices
-from smartprotect.devices.models import Device
+from smartprotect.devices.models import Capability, Device
 from smartprotect.devices.schemas import EnrollRequest
-from smartprotect.errors import SmartProtectError
+from smartprotect.errors import (
+    Conflict,
+    NotFound,
+    PermissionDenied,
+    SmartProtectError,
+    ValidationFailed,
+)
 from smartprotect.fmd import push
 from smartprotect.fmd.models import FmdAccount, FmdItem, FmdSession, ItemKind
+from smartprotect.i18n import N_
 from smartprotect.privacy.keys.master import Keyring
 from smartprotect.security import hash_token, keyed_hash
 
@@ -474,3 +482,65 @@ def delete_account(*, session: Session, account: FmdAccount) -> uuid.UUID:
     session.delete(device)
     session.flush()
     return account.device_id
+
+
+# The permission each FMD command needs, as our own commands do: its first word.
+KEYWORD_CAPABILITY = {
+    "locate": Capability.LOCATE,
+    "camera": Capability.LOCATE,
+    "ring": Capability.RING,
+    "lock": Capability.LOCK,
+    "delete": Capability.WIPE,
+}
+
+
+def account_of(*, session: Session, device: Device) -> FmdAccount:
+    """The FMD account of one of the user's devices."""
+    account = session.scalar(select(FmdAccount).where(FmdAccount.device_id == device.id))
+    if account is None:
+        raise NotFound(N_("No such device."))
+    return account
+
+
+def send_from_dashboard(
+    *,
+    session: Session,
+    keyring: Keyring,
+    clock: Clock,
+    user: User,
+    device: Device,
+    keyword: str,
+    signed: Command | None = None,
+    encrypted: ItemV2 | None = None,
+    password: str | None = None,
+    confirm_name: str | None = None,
+) -> None:
+    """Queue a command the owner's browser signed (v1) or encrypted (v2) for an FMD phone,
+    under the device's permissions and, for a wipe, its safety check; the phone is woken."""
+    account = account_of(session=session, device=device)
+    capability = KEYWORD_CAPABILITY.get(keyword)
+    if capability is None:
+        raise ValidationFailed({"keyword": N_("This value is not valid.")})
+    if device.revoked_at is not None:
+        raise Conflict(N_("This device has been wiped or removed; it takes no more commands."))
+    if not devices.may(session=session, device=device, capability=capability):
+        raise PermissionDenied(N_("You have not permitted this on the device."))
+    if capability is Capability.WIPE:
+        commands.confirm_wipe(session=session, keyring=keyring, user=user, device=device,
+                              password=password, confirm_name=confirm_name,
+                              clock=clock)  # fmt: skip
+    if account.protocol_version == PROTOCOL_V2:
+        if encrypted is None:
+            raise ValidationFailed({"item": N_("This value is not valid.")})
+        add_items_v2(session=session, clock=clock, account=account, kind=ItemKind.COMMAND,
+                     items=[encrypted])  # fmt: skip
+    else:
+        if signed is None or signed.data.split(" ", 1)[0] != keyword or not signed.signature:
+            raise ValidationFailed({"command": N_("This value is not valid.")})
+        set_command(account=account, command=signed)
+        push.wake_after_commit(session, account.push_url)
+    audit.record_event(
+        session=session, clock=clock, action=Tag.FMD_COMMAND_RECEIVED,
+        actor=audit.user_actor(secret=keyring.secret, user_id=user.id), secret=keyring.secret,
+        subject_id=user.id, details={"device": str(device.id), "command": keyword},
+    )  # fmt: skip

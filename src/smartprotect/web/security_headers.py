@@ -10,7 +10,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 # Everything is served from our own origin: no CDN, no inline script. Map tiles, if
 # configured, are the one exception, for images only.
 CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; img-src 'self' data:{tiles}; style-src 'self'; script-src 'self'; "
+    # 'wasm-unsafe-eval' lets the site's own scripts compile WebAssembly (the FMD password's
+    # Argon2id, in the browser); it allows no eval of JavaScript.
+    "default-src 'self'; img-src 'self' data:{tiles}; style-src 'self'; "
+    "script-src 'self' 'wasm-unsafe-eval'; "
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
 

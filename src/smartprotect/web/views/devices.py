@@ -7,6 +7,7 @@ import uuid
 
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
+from sqlalchemy import select
 from starlette.responses import Response
 
 from smartprotect.commands import service as commands
@@ -17,6 +18,7 @@ from smartprotect.devices import service as devices
 from smartprotect.devices.models import Capability
 from smartprotect.devices.schemas import EnrollmentCodeCreate
 from smartprotect.errors import ValidationFailed, rollback_unless_kept
+from smartprotect.fmd.models import FmdAccount
 from smartprotect.i18n import N_
 from smartprotect.mail.links import Links
 from smartprotect.privacy.consent.purposes import TERMS
@@ -116,6 +118,8 @@ def _device_context(db, keyring, device) -> dict:
         "kinds": Kind,
         "state_labels": STATE_LABELS,
         "kind_labels": KIND_LABELS,
+        # A phone with the FMD app: its data is opened in the browser (views/fmd.py).
+        "fmd": db.scalar(select(FmdAccount).where(FmdAccount.device_id == device.id)),
     }
 
 

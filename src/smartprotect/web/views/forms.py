@@ -24,6 +24,14 @@ async def checked_form(request: Request, settings: SettingsDep) -> dict[str, str
 CheckedForm = Annotated[dict[str, str], Depends(checked_form)]
 
 
+async def checked_origin(request: Request, settings: SettingsDep) -> None:
+    """For a script's JSON request: its CSRF token (in the X-CSRF-Token header), checked."""
+    await csrf.verify(request, settings)
+
+
+CsrfChecked = Depends(checked_origin)
+
+
 def redirect(request: Request, path: str, *, query: str = "") -> RedirectResponse:
     """A 303 to a site path in the reader's language."""
     target = localized(path, language(request), explicit=is_explicit(request.scope))

@@ -3,8 +3,8 @@
 // map still shows the points and their accuracy circles on a plain background.
 (function () {
   "use strict";
-  function draw(element) {
-    var points = JSON.parse(element.dataset.points || "[]");
+  function draw(element, given) {
+    var points = given || JSON.parse(element.dataset.points || "[]");
     if (!points.length || typeof L === "undefined") { return; }
     L.Icon.Default.imagePath = "/static/vendor/leaflet/images/";
     var map = L.map(element, { attributionControl: Boolean(element.dataset.tiles) });
@@ -24,7 +24,9 @@
     });
     map.fitBounds(bounds, { maxZoom: 15, padding: [30, 30] });
   }
+  // Also for points opened in the browser (an FMD phone's, fmd.js).
+  window.SmartProtectMap = { draw: draw };
   document.addEventListener("DOMContentLoaded", function () {
-    document.querySelectorAll("[data-map]").forEach(draw);
+    document.querySelectorAll("[data-map]").forEach(function (element) { draw(element); });
   });
 })();
