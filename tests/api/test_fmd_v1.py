@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 from datetime import timedelta
 
 import pytest
@@ -205,6 +206,10 @@ def test_registration_needs_an_owners_unused_enrollment_code(client, db, clock, 
     assert _register(client, phone, other).status_code == 400  # the name is taken
     assert db.scalar(select(func.count()).select_from(FmdAccount)) == 1
     assert db.scalar(select(func.count()).select_from(Device)) == 1
+    # A phone that asks for no name gets a random one, as from FMD's server.
+    unnamed = _register(client, phone, _code(db, keyring, clock, owner), username="")
+    assert unnamed.status_code == 200 and re.fullmatch(r"[a-zA-Z2-9]{10}",
+                                                       unnamed.json()["DeviceId"])  # fmt: skip
 
 
 def test_wrong_passwords_lock_the_account_and_tell_the_phone(client, db, clock, keyring, owner,

@@ -241,7 +241,8 @@ def _add_listing(kind: ItemKind, *, every: str, count: str, delete: str) -> None
     for path, route, name in ((every, every_item, f"all_{kind}s"),
                               (count, item_count, f"{kind}_count"),
                               (delete, delete_every_item, f"delete_{kind}s")):  # fmt: skip
-        router.add_api_route(path, route, methods=["POST", "PUT"], name=name)
+        for method in ("POST", "PUT"):
+            router.add_api_route(path, route, methods=[method], name=f"{name}_{method.lower()}")
 
 
 _add_listing(ItemKind.LOCATION, every="/locations", count="/locationDataSize",

@@ -59,6 +59,7 @@ MAX_FAILED_LOGINS = 5
 LOCK_DURATION = timedelta(minutes=10)
 LOCKED_COMMAND = "423"
 USERNAME = re.compile(r"^[-_a-zA-Z0-9]{1,64}$")
+GENERATED_NAME_LENGTH = 10
 # As FMD servers: the newest 500 locations and 10 pictures of a phone are kept (within the
 # year of clause 2.4); a picture upload is at most 15 MiB.
 # v2 commands wait until the phone deletes them: at most 100 of them (FMD keeps all).
@@ -206,6 +207,9 @@ def _create_account(
 ) -> FmdAccount:  # fmt: skip
     if not registration_token.strip():
         raise FmdError(401, "Registration Token not valid")
+    if not username:
+        # As FMD's server: a client that asks for no name gets a random one.
+        username = "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(GENERATED_NAME_LENGTH))
     if not USERNAME.match(username):
         raise FmdError(400, "Failed to create username: the requested username must be "
                             "alphanumeric and at most 64 characters")  # fmt: skip
