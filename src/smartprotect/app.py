@@ -40,6 +40,7 @@ from smartprotect.devices.group_commit import POSTGRES_WRITERS, CheckInWriter
 from smartprotect.devices.signing import command_key_from_settings
 from smartprotect.errors import SmartProtectError
 from smartprotect.fmd import push as fmd_push
+from smartprotect.fmd.group_commit import PhoneCallWriter
 from smartprotect.fmd.service import FmdError
 from smartprotect.i18n import N_, translations
 from smartprotect.mail.links import Links
@@ -157,7 +158,7 @@ def create_app(
         https=settings.secure_cookies, policy=content_security_policy(settings.map_tile_url)
     )
     app = Application(
-        fast_routes={CHECK_IN_PATH: answer_check_in},
+        fast_routes={("POST", CHECK_IN_PATH): answer_check_in, **fmd_v1.FAST_ROUTES},
         fast_headers=device_api_headers(https=settings.secure_cookies),
         max_body_size=MAX_BODY_BYTES,
         title="Smart Protect: Platinum Protection API",
@@ -183,6 +184,10 @@ def create_app(
     app.state.notifier = notifier
     app.state.after_commit = after_commit
     app.state.check_ins = check_ins
+    app.state.phone_calls = PhoneCallWriter(
+        session_factory=session_factory, gate=gate, keyring=keyring, clock=clock,
+        after_commit=after_commit, async_engine=async_engine,
+    )  # fmt: skip
     app.state.retention = retention
     app.state.async_engine = async_engine
     app.state.templates = make_templates()

@@ -126,7 +126,7 @@ def test_the_regular_stack_gets_the_whole_body_in_chunks(fails):
             raise ValueError("not for the fast path")
         return b"fast:" + body
 
-    app = fast_path.FastPath(regular, routes={CHECK_IN: answer}, headers=[])
+    app = fast_path.FastPath(regular, routes={("POST", CHECK_IN): answer}, headers=[])
     small = [b"a" * 10, b"b" * 10]
     assert _exchange(app, small) == (200, (b"regular:" if fails else b"fast:") + b"".join(small))
     large = [bytes([65 + n]) * 40_000 for n in range(4)]

@@ -1,10 +1,11 @@
-"""The device check-in, answered ahead of the middleware stack.
+"""The busiest calls, answered ahead of the middleware stack.
 
-Check-ins are most of the traffic, and most of each one's cost was the stack of middleware
-and routing every request passes through. Here a well-formed check-in from a valid device
-is answered directly, with the same security headers. Anything else (a refused credential,
-invalid input, an error) is handed, body and all, to the regular stack and its route for the
-same path, which gives the usual problem responses: one implementation, two ways in.
+Device check-ins (and FMD phones' uploads and polls) are most of the traffic, and most of
+each one's cost was the stack of middleware and routing every request passes through. Here a
+well-formed call from a valid device is answered directly, with the same security headers.
+Anything else (a refused credential, invalid input, an error) is handed, body and all, to the
+regular stack and its route for the same path, which gives the usual problem responses (or
+the FMD protocol's refusals): one implementation, two ways in.
 """
 
 from __future__ import annotations
@@ -22,7 +23,11 @@ Answer = Callable[[Scope, bytes], Awaitable[bytes]]
 
 class FastPath:
     def __init__(
-        self, app: ASGIApp, *, routes: dict[str, Answer], headers: list[tuple[str, str]]
+        self,
+        app: ASGIApp,
+        *,
+        routes: dict[tuple[str, str], Answer],
+        headers: list[tuple[str, str]],
     ) -> None:
         self.app = app
         self.routes = routes
@@ -34,8 +39,8 @@ class FastPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         answer = None
-        if scope["type"] == "http" and scope["method"] == "POST":
-            answer = self.routes.get(scope["path"])
+        if scope["type"] == "http":
+            answer = self.routes.get((scope["method"], scope["path"]))
         if answer is None:
             await self.app(scope, receive, send)
             return

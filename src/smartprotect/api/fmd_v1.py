@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.types import Scope
 
 from smartprotect.audit.tags import Tag
 from smartprotect.deps import ClockDep, DbSession, KeyringDep, SettingsDep, client_address
@@ -20,6 +21,7 @@ from smartprotect.fmd import push
 from smartprotect.fmd import service as fmd
 from smartprotect.fmd.models import FmdAccount, ItemKind
 from smartprotect.fmd.service import FmdError
+from smartprotect.security import hash_token
 
 router = APIRouter(tags=["fmd"])
 
@@ -189,9 +191,8 @@ async def get_push(request: Request, db: DbSession, clock: ClockDep) -> Response
 async def upload_location(request: Request, db: DbSession, clock: ClockDep) -> Response:
     """Store an encrypted location as the app sent it."""
     data, account = await _signed_in(request, db, clock)
-    # Kept as FMD clients read it back: a JSON object whose Data is the blob.
-    stored = json.dumps({"IDT": "", "Data": _text(data, "Data")}, indent=1)
-    fmd.add_item(session=db, clock=clock, account=account, kind=ItemKind.LOCATION, data=stored)
+    fmd.add_item(session=db, clock=clock, account=account, kind=ItemKind.LOCATION,
+                 data=fmd.stored_location(_text(data, "Data")))  # fmt: skip
     return Response(status_code=200)
 
 
@@ -263,3 +264,43 @@ def _index(text: str) -> int:
         return int(text)
     except ValueError:
         return 0
+
+
+# -- the phone's busiest calls, answered ahead of the middleware stack (api.fast_path) -------
+
+
+def _call(scope: Scope, body: bytes, *, upload: bool) -> fmd.PhoneCall:
+    data = json.loads(body)
+    if not isinstance(data, dict):
+        raise ValueError("not an object")
+    data = {str(key).lower(): value for key, value in data.items()}
+    token, blob = data.get("idt"), data.get("data", "")
+    if not isinstance(token, str) or not token or not isinstance(blob, str):
+        raise ValueError("not the protocol's body")
+    return fmd.PhoneCall(token_hash=hash_token(token), blob=blob if upload else None)
+
+
+async def answer_location_upload(scope: Scope, body: bytes) -> bytes:
+    """Store an app's encrypted location through the group-commit writer (`upload_location`
+    is the same, one at a time); raises for anything unusual, which that route answers."""
+    # A refused call (FmdError) is raised here.
+    await scope["app"].state.phone_calls.submit(_call(scope, body, upload=True))
+    return b""
+
+
+async def answer_command_poll(scope: Scope, body: bytes) -> bytes:
+    """The app's poll of its command slot (as `take_command`), through the writer."""
+    call = _call(scope, body, upload=False)
+    command = await scope["app"].state.phone_calls.submit(call)
+    idt = {str(k).lower(): v for k, v in json.loads(body).items()}["idt"]
+    return json.dumps({"IDT": idt, "Data": command.data, "UnixTime": command.unix_time,
+                       "CmdSig": command.signature}).encode()  # fmt: skip
+
+
+# Where the app sends them: under /api/v1 (app 0.15) and at the root (older apps).
+FAST_ROUTES = {
+    (method, prefix + path): answer
+    for prefix in ("/api/v1", "")
+    for method, path, answer in (("POST", "/location", answer_location_upload),
+                                 ("PUT", "/command", answer_command_poll))
+}  # fmt: skip

@@ -1,48 +1,30 @@
-"""Group commit of check-ins: many devices' check-ins stored in one transaction.
-
-Every check-in is durable before it is answered, but committing each on its own would spend
-one transaction (and, on SQLite, one turn of the single write lock) per device. Instead the
-check-ins that arrive while a batch is being written wait together and are written as the
-next batch, in one transaction with a fixed number of queries: under light load a batch is a
-single check-in and nothing waits; under heavy load batches grow and each commit is shared.
-"""
+"""Group commit of device check-ins (`smartprotect.group_commit`): many devices' check-ins
+stored in one transaction, with a fixed number of queries however many there are."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Callable
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session, sessionmaker
-from starlette.concurrency import run_in_threadpool
 
 from smartprotect.clock import Clock
 from smartprotect.commands import service as commands
-from smartprotect.db import KEYRING, NO_WAIT, DatabaseGate
+from smartprotect.db import DatabaseGate
 from smartprotect.devices import service as devices
 from smartprotect.devices.known import KnownDevices
 from smartprotect.devices.models import Device
+from smartprotect.group_commit import MAX_BATCH, POSTGRES_WRITERS, GroupCommitWriter
 from smartprotect.mail.links import Links
 from smartprotect.privacy.keys.master import Keyring
 
-# Bounded so one transaction stays short and its queries' parameter lists small: on SQLite a
-# batch holds the event loop for its duration (~130 us a check-in here, so under 20 ms).
-MAX_BATCH = 128
-# SQLite has one write lock; PostgreSQL can commit one batch while taking the next.
-POSTGRES_WRITERS = 2
-
-log = logging.getLogger(__name__)
+__all__ = ["MAX_BATCH", "POSTGRES_WRITERS", "CheckInWriter"]
 
 
-class CheckInWriter:
-    """Takes check-ins from requests and answers each once its batch has committed.
-
-    On PostgreSQL it writes through `async_engine`; on SQLite (`async_engine` None) through
-    `session_factory`, holding the database gate."""
+class CheckInWriter(GroupCommitWriter):
+    """Takes check-ins from requests and answers each once its batch has committed."""
 
     def __init__(
         self,
@@ -56,131 +38,30 @@ class CheckInWriter:
         after_commit: Callable[[Session], None],
         async_engine: AsyncEngine | None,
     ) -> None:
-        self._factory = session_factory
-        self._gate = gate
-        self._keyring = keyring
+        super().__init__(session_factory=session_factory, gate=gate, keyring=keyring,
+                         after_commit=after_commit, async_engine=async_engine)  # fmt: skip
         self._known = KnownDevices()
         self._command_key = command_key
         self._clock = clock
         self._links = links
-        self._after_commit = after_commit
-        self._pending: list[tuple[devices.Report, asyncio.Future]] = []
-        self._writers: set[asyncio.Task] = set()
-        self._async_engine = async_engine
-        self._max_writers = 1 if async_engine is None else POSTGRES_WRITERS
 
     async def submit(self, item: devices.Report) -> devices.CheckInOutcome:
         """Store one check-in; returns when it is committed (or refused)."""
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        self._pending.append((item, future))
-        self._writers = {w for w in self._writers if not w.done() and w.get_loop() is loop}
-        if len(self._writers) < self._max_writers:
-            self._writers.add(loop.create_task(self._write_pending(), name="check-in-writer"))
-        return await future
+        return await super().submit(item)
 
-    async def _write_pending(self) -> None:
-        while self._pending:
-            batch = self._pending[:MAX_BATCH]
-            del self._pending[:MAX_BATCH]
-            try:
-                outcomes = await self._write([item for item, _ in batch])
-            except Exception as exc:
-                for _, future in batch:
-                    _settle(future, exception=exc)
-                continue
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
-                _settle(future, result=outcome)
-
-    async def _write(self, items: list[devices.Report]) -> list[Any]:
-        try:
-            return await self._transaction(items)
-        except Exception:
-            # Whatever went wrong, the next batches learn everything afresh.
-            self._known.forget()
-            if len(items) == 1:
-                raise
-        # One bad check-in must not fail the others: write each on its own instead.
-        log.warning("a batch of %d check-ins failed; writing them one by one", len(items))
-        outcomes: list[Any] = []
-        for item in items:
-            try:
-                outcomes.extend(await self._transaction([item]))
-            except Exception as exc:
-                outcomes.append(exc)
-        return outcomes
-
-    async def _transaction(self, items: list[devices.Report]) -> list[devices.CheckInOutcome]:
-        # The batch runs on the event loop, not in a worker thread: that thread and the loop
-        # would take turns at the interpreter lock many times per batch, which cost more
-        # than the work itself (a third of the throughput, measured).
-        if self._async_engine is not None:
-            # PostgreSQL: SQLAlchemy runs the same code in a greenlet, and every wait for the
-            # database gives the event loop back.
-            async with AsyncSession(
-                self._async_engine, expire_on_commit=False, info={KEYRING: self._keyring}
-            ) as session:
-                return await session.run_sync(self._store, items)
-        # SQLite: only taking the write lock can wait (for another process), so that is done
-        # in a thread; once it is held nothing waits, and the rest runs right here.
-        async with self._gate:
-            return await self._locked_transaction(items)
-
-    async def _locked_transaction(self, items: list[devices.Report]) -> list[Any]:
-        session = self._factory()
-        try:
-            try:
-                # Usually the write lock is free (this process holds the gate): taken right
-                # here. A trip to a thread costs a turn of the event loop, milliseconds
-                # under load; it is made only to wait for another process's transaction.
-                session.connection(execution_options={NO_WAIT: True})
-            except OperationalError:
-                _discard(session)
-                session = self._factory()
-                await run_in_threadpool(session.connection)
-            outcomes = self._stage(session, items)
-            # Committing writes the batch's pages to the WAL, and now and then checkpoints it:
-            # file work that SQLite does without the interpreter lock, so in a thread the
-            # event loop goes on reading requests (the next batch) meanwhile.
-            await run_in_threadpool(session.commit)
-        except BaseException:
-            _discard(session)
-            raise
-        self._finish(session)
-        return outcomes
-
-    def _store(self, session: Session, items: list[devices.Report]) -> list[Any]:
-        """The batch's one transaction, committed; then the wake-ups it calls for."""
-        try:
-            outcomes = self._stage(session, items)
-            session.commit()
-        except BaseException:
-            _discard(session)
-            raise
-        self._finish(session)
-        return outcomes
+    def _batch_failed(self) -> None:
+        # Whatever went wrong, the next batches learn everything afresh.
+        self._known.forget()
 
     def _stage(self, session: Session, items: list[devices.Report]) -> list[Any]:
         outcomes = devices.check_in_many(
-            session=session,
-            keyring=self._keyring,
-            reports=items,
-            clock=self._clock,
+            session=session, keyring=self._keyring, reports=items, clock=self._clock,
             known=self._known,
-        )
+        )  # fmt: skip
         for outcome in outcomes:
             if outcome.error is None and outcome.needs_follow_up:
                 self._follow_up(session, outcome)
         return outcomes
-
-    def _finish(self, session: Session) -> None:
-        try:
-            self._after_commit(session)
-        except Exception:
-            # Committed already: the check-ins stand; a missed wake-up is caught up later.
-            log.exception("after committing check-ins")
-        finally:
-            session.close()
 
     def _follow_up(self, session: Session, outcome: devices.CheckInOutcome) -> None:
         """Tell the owner a lost device is back, and hand the device its queued commands."""
@@ -194,22 +75,3 @@ class CheckInWriter:
                 clock=self._clock, links=self._links,
             )
         )  # fmt: skip
-
-
-def _discard(session: Session) -> None:
-    session.rollback()
-    session.close()
-
-
-def _settle(future: asyncio.Future, *, result: Any = None, exception: BaseException | None = None):
-    if isinstance(result, BaseException):
-        result, exception = None, result
-    if future.done():
-        return  # the client went away; its check-in is stored all the same
-    try:
-        if exception is not None:
-            future.set_exception(exception)
-        else:
-            future.set_result(result)
-    except RuntimeError:
-        pass  # its event loop has closed (a test client's, between requests)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import re
 import secrets
 import uuid
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from pydantic import ValidationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from smartprotect.accounts.models import LOGIN_THROTTLE_WINDOW, LoginAttempt, User
@@ -27,6 +28,7 @@ from smartprotect.audit import service as audit
 from smartprotect.audit.tags import Tag
 from smartprotect.clock import Clock
 from smartprotect.commands import service as commands
+from smartprotect.db import BulkWrite, time_ordered_id
 from smartprotect.devices import service as devices
 from smartprotect.devices.models import Capability, Device
 from smartprotect.devices.schemas import EnrollRequest
@@ -389,7 +391,7 @@ def add_item(*, session: Session, clock: Clock, account: FmdAccount, kind: ItemK
     """Store an encrypted location or picture as uploaded (v1), keeping the newest `KEPT`."""
     session.add(FmdItem(account_id=account.id, kind=kind, data=data, uploaded_at=clock.now()))
     session.flush()
-    _prune(session=session, account=account, kind=kind)
+    _prune(session=session, account_id=account.id, kind=kind)
 
 
 def add_items_v2(
@@ -405,7 +407,7 @@ def add_items_v2(
                             client_item_id=item.client_item_id.lower(),
                             unix_millis=item.unix_millis, uploaded_at=now))  # fmt: skip
     session.flush()
-    _prune(session=session, account=account, kind=kind)
+    _prune(session=session, account_id=account.id, kind=kind)
     if kind == ItemKind.COMMAND and items:
         push.wake_after_commit(session, account.push_url)
 
@@ -432,15 +434,15 @@ def delete_item_v2(*, session: Session, account: FmdAccount, kind: ItemKind, ite
         raise FmdError(404, "message not found")
 
 
-def _prune(*, session: Session, account: FmdAccount, kind: ItemKind) -> None:
+def _prune(*, session: Session, account_id: uuid.UUID, kind: ItemKind) -> None:
     newest = (
         select(FmdItem.id)
-        .where(FmdItem.account_id == account.id, FmdItem.kind == kind)
+        .where(FmdItem.account_id == account_id, FmdItem.kind == kind)
         .order_by(FmdItem.uploaded_at.desc(), FmdItem.id.desc())
         .limit(KEPT[kind])
     )
     session.execute(
-        delete(FmdItem).where(FmdItem.account_id == account.id, FmdItem.kind == kind,
+        delete(FmdItem).where(FmdItem.account_id == account_id, FmdItem.kind == kind,
                               FmdItem.id.not_in(newest)),
         execution_options={"synchronize_session": False},
     )  # fmt: skip
@@ -548,3 +550,100 @@ def send_from_dashboard(
         actor=audit.user_actor(secret=keyring.secret, user_id=user.id), secret=keyring.secret,
         subject_id=user.id, details={"device": str(device.id), "command": keyword},
     )  # fmt: skip
+
+
+# -- the phone's busiest calls, many to a transaction (fmd.group_commit) ----------------------
+
+# A phone's "last seen" is kept to the minute: a poll every few seconds need not write it.
+LAST_SEEN_PRECISION = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class PhoneCall:
+    """A location upload (`blob` set) or a command poll (`blob` None), with the hash of the
+    access token it came with."""
+
+    token_hash: str
+    blob: str | None = None
+
+
+def stored_location(blob: str) -> str:
+    """A v1 location as FMD clients read it back: a JSON object whose Data is the blob."""
+    return json.dumps({"IDT": "", "Data": blob}, indent=1)
+
+
+_sessions = FmdSession.__table__.c
+_accounts = FmdAccount.__table__.c
+_devices = Device.__table__.c
+_SIGNED_IN = (
+    select(_sessions.token_hash, _sessions.expires_at, _accounts.id, _accounts.device_id,
+           _accounts.command, _accounts.command_time, _accounts.command_signature,
+           _devices.last_seen_at)
+    .join(FmdAccount.__table__, _accounts.id == _sessions.account_id)
+    .join(Device.__table__, _devices.id == _accounts.device_id)
+    .where(_sessions.token_hash.in_(bindparam("hashes", expanding=True)),
+           _devices.revoked_at.is_(None))
+)  # fmt: skip
+_STORE_LOCATION = BulkWrite(
+    insert(FmdItem.__table__), columns=("id", "account_id", "kind", "data", "uploaded_at")
+)
+_TAKEN = BulkWrite(
+    update(FmdAccount.__table__).where(_accounts.id == bindparam("account"))
+    .values(command=None, command_time=None, command_signature=None)
+)  # fmt: skip
+_SEEN = BulkWrite(
+    update(Device.__table__).where(_devices.id == bindparam("device"))
+    .values(last_seen_at=bindparam("seen", type_=_devices.last_seen_at.type))
+)  # fmt: skip
+_LOCATION_COUNTS = (
+    select(FmdItem.account_id, func.count())
+    .where(FmdItem.account_id.in_(bindparam("accounts", expanding=True)),
+           FmdItem.kind == ItemKind.LOCATION)
+    .group_by(FmdItem.account_id)
+)  # fmt: skip
+
+
+def serve_many(*, session: Session, clock: Clock, calls: list[PhoneCall]) -> list[object]:
+    """Answer a batch of phones' uploads and polls in one transaction, with a fixed number of
+    queries: per call its outcome (None for a stored upload, the taken `Command` for a
+    poll) or the `FmdError` refusing it (which the writer raises to its caller), which
+    changes nothing."""
+    now = clock.now()
+    found = {
+        row.token_hash: row
+        for row in session.execute(_SIGNED_IN, {"hashes": list({c.token_hash for c in calls})})
+    }
+    outcomes: list[object] = []
+    stored: list[dict] = []
+    taken: dict[uuid.UUID, dict] = {}
+    seen: dict[uuid.UUID, dict] = {}
+    uploaded: set[uuid.UUID] = set()
+    for call in calls:
+        row = found.get(call.token_hash)
+        if row is None or row.expires_at <= now:
+            outcomes.append(FmdError(401, "Access token not valid"))
+            continue
+        if row.last_seen_at is None or row.last_seen_at <= now - LAST_SEEN_PRECISION:
+            seen[row.device_id] = {"device": row.device_id, "seen": now}
+        if call.blob is not None:
+            stored.append({"id": time_ordered_id(), "account_id": row.id,
+                           "kind": ItemKind.LOCATION, "data": stored_location(call.blob),
+                           "uploaded_at": now})  # fmt: skip
+            uploaded.add(row.id)
+            outcomes.append(None)
+        elif row.command and row.id not in taken:
+            # Read once: a second poll of the same phone in this batch finds the slot empty.
+            taken[row.id] = {"account": row.id}
+            outcomes.append(Command(row.command, row.command_time or 0,
+                                    row.command_signature or ""))  # fmt: skip
+        else:
+            outcomes.append(Command("", 0, ""))
+    _STORE_LOCATION.execute(session, stored)
+    _TAKEN.execute(session, list(taken.values()))
+    _SEEN.execute(session, [seen[device] for device in sorted(seen)])
+    if uploaded:
+        counts = session.execute(_LOCATION_COUNTS, {"accounts": list(uploaded)})
+        for account_id, count in counts:
+            if count > KEPT[ItemKind.LOCATION]:
+                _prune(session=session, account_id=account_id, kind=ItemKind.LOCATION)
+    return outcomes

@@ -1,0 +1,122 @@
+"""FMD phones' uploads and polls arriving together are answered from one transaction; a
+refused call changes nothing and fails no other; a command is read once."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event, func, select
+
+from smartprotect.db import make_async_engine, make_gate
+from smartprotect.devices.models import Device
+from smartprotect.fmd import service as fmd
+from smartprotect.fmd.group_commit import PhoneCallWriter
+from smartprotect.fmd.models import FmdAccount, FmdItem, ItemKind
+from smartprotect.group_commit import POSTGRES_WRITERS
+from smartprotect.security import hash_token
+from tests.api.test_fmd_v1 import _code, _register
+
+PHONES = 6
+
+
+@pytest.fixture
+def tokens(client, db, clock, keyring, published_policy) -> list[str]:
+    """PHONES phones registered as the app does, each logged in."""
+    from tests.helpers import add_owner
+
+    owner = add_owner(db, clock=clock, keyring=keyring)
+    db.commit()
+    phone = _phone()
+    made = []
+    for n in range(PHONES):
+        assert _register(client, phone, _code(db, keyring, clock, owner),
+                         username=f"phone{n}").status_code == 200  # fmt: skip
+        token, _ = fmd.log_in(session=db, keyring=keyring, clock=clock, username=f"phone{n}",
+                              client_hash=phone.login_hash, seconds=3600)  # fmt: skip
+        made.append(token)
+    db.commit()
+    return made
+
+
+def _phone():
+    from tests.api.test_fmd_v1 import Phone
+
+    return Phone()
+
+
+@pytest.fixture
+def writer(engine, session_factory, keyring, clock):
+    async_engine = (
+        make_async_engine(engine, pool_size=POSTGRES_WRITERS)
+        if engine.dialect.name == "postgresql" else None
+    )  # fmt: skip
+    yield PhoneCallWriter(session_factory=session_factory, gate=make_gate(engine),
+                          keyring=keyring, clock=clock, after_commit=lambda _session: None,
+                          async_engine=async_engine)  # fmt: skip
+    if async_engine is not None:
+        asyncio.run(async_engine.dispose())
+
+
+def _commits(writer, engine) -> list[int]:
+    target = writer._async_engine.sync_engine if writer._async_engine is not None else engine
+    commits: list[int] = []
+    event.listen(target, "commit", lambda _connection: commits.append(1))
+    return commits
+
+
+def test_uploads_and_polls_together_share_one_transaction(writer, engine, db, tokens, clock):
+    account = db.scalar(select(FmdAccount).where(FmdAccount.username == "phone0"))
+    fmd.set_command(account=account, command=fmd.Command("ring", 1795700000000, "c2ln"))
+    db.commit()
+    commits = _commits(writer, engine)
+    calls = [fmd.PhoneCall(hash_token(token), blob=f"blob{n}") for n, token in enumerate(tokens)]
+    calls += [fmd.PhoneCall(hash_token(tokens[0])), fmd.PhoneCall(hash_token(tokens[0])),
+              fmd.PhoneCall(hash_token("not a token"), blob="x")]  # fmt: skip
+
+    async def together():
+        return await asyncio.gather(
+            *(writer.submit(call) for call in calls), return_exceptions=True
+        )
+
+    outcomes = asyncio.run(together())
+    assert outcomes[:PHONES] == [None] * PHONES
+    # The command is read once: the second poll of the same phone finds the slot empty.
+    assert outcomes[PHONES] == fmd.Command("ring", 1795700000000, "c2ln")
+    assert outcomes[PHONES + 1] == fmd.Command("", 0, "")
+    assert isinstance(outcomes[-1], fmd.FmdError) and outcomes[-1].status_code == 401
+    assert len(commits) <= 2  # the first call's batch, then everything that waited for it
+    db.expire_all()
+    stored = db.scalars(select(FmdItem.data).where(FmdItem.kind == ItemKind.LOCATION)).all()
+    assert sorted(stored) == sorted(fmd.stored_location(f"blob{n}") for n in range(PHONES))
+    assert db.scalar(select(FmdAccount.command).where(FmdAccount.username == "phone0")) is None
+    assert all(seen == clock.now() for seen in db.scalars(select(Device.last_seen_at)))
+
+
+def test_a_phone_keeps_its_newest_500_locations(writer, db, tokens):
+    token = hash_token(tokens[0])
+
+    async def upload(count: int):
+        return await asyncio.gather(
+            *(writer.submit(fmd.PhoneCall(token, blob=f"fix{n}")) for n in range(count))
+        )
+
+    asyncio.run(upload(fmd.KEPT[ItemKind.LOCATION] + 20))
+    kept = db.scalar(select(func.count()).select_from(FmdItem))
+    assert kept == fmd.KEPT[ItemKind.LOCATION]
+
+
+def test_polls_write_nothing_while_the_phone_was_seen_within_the_minute(
+    writer, engine, db, tokens, clock
+):
+    asyncio.run(writer.submit(fmd.PhoneCall(hash_token(tokens[0]))))
+    first = db.scalar(select(Device.last_seen_at).where(Device.last_seen_at.is_not(None)))
+    clock.advance(timedelta(seconds=30))
+    asyncio.run(writer.submit(fmd.PhoneCall(hash_token(tokens[0]))))
+    db.expire_all()
+    assert db.scalar(select(Device.last_seen_at).where(Device.last_seen_at.is_not(None))) == first
+    clock.advance(timedelta(seconds=31))
+    asyncio.run(writer.submit(fmd.PhoneCall(hash_token(tokens[0]))))
+    db.expire_all()
+    assert db.scalar(select(func.max(Device.last_seen_at))) == clock.now()
