@@ -556,6 +556,9 @@ def send_from_dashboard(
 
 # A phone's "last seen" is kept to the minute: a poll every few seconds need not write it.
 LAST_SEEN_PRECISION = timedelta(minutes=1)
+# Batched uploads trim a phone's locations to the newest `KEPT` once it has this many more:
+# trimming at every upload cost more than the upload (a year's retention still applies).
+PRUNE_SLACK = 50
 
 
 @dataclass(frozen=True)
@@ -644,6 +647,6 @@ def serve_many(*, session: Session, clock: Clock, calls: list[PhoneCall]) -> lis
     if uploaded:
         counts = session.execute(_LOCATION_COUNTS, {"accounts": list(uploaded)})
         for account_id, count in counts:
-            if count > KEPT[ItemKind.LOCATION]:
+            if count > KEPT[ItemKind.LOCATION] + PRUNE_SLACK:
                 _prune(session=session, account_id=account_id, kind=ItemKind.LOCATION)
     return outcomes
