@@ -11,7 +11,7 @@ the two servers; the figures are medians of the rounds.
 
 Our server: `smartprotect serve`, one uvicorn worker, SQLite (or PostgreSQL). django-fmd:
 its production settings (`findmydevice_project.settings.prod`, SQLite), served by gunicorn
-(its own dependency) with one worker; installed into a virtualenv of its own under /tmp the
+(its own dependency) with one worker; installed into a virtualenv of its own under .bench/ the
 first time. django-fmd skips a location that comes within 30 s of the last one of the same
 phone (`FMD_MIN_LOCATION_DATE_RANGE_SEC`); the benchmark sets that to 0, so that both servers
 store every upload.
@@ -26,14 +26,13 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.run import (  # noqa: E402
+from bench.run import (
     MASTER,
     SECRET,
     database,
@@ -44,19 +43,21 @@ from bench.run import (  # noqa: E402
     start_server,
     wrk,
 )
-from smartprotect import migrations  # noqa: E402
-from smartprotect.accounts import service as accounts  # noqa: E402
-from smartprotect.clock import SystemClock  # noqa: E402
-from smartprotect.config import Environment, Settings  # noqa: E402
-from smartprotect.db import make_engine, make_session_factory, unit_of_work  # noqa: E402
-from smartprotect.devices import service as devices  # noqa: E402
-from smartprotect.devices.models import Capability  # noqa: E402
-from smartprotect.privacy.keys.master import Keyring, LocalMasterKey  # noqa: E402
-from smartprotect.privacy.policy import service as policy  # noqa: E402
+
+from smartprotect import migrations
+from smartprotect.accounts import service as accounts
+from smartprotect.clock import SystemClock
+from smartprotect.config import Environment, Settings
+from smartprotect.db import make_engine, make_session_factory, unit_of_work
+from smartprotect.devices import service as devices
+from smartprotect.devices.models import Capability
+from smartprotect.privacy.keys.master import Keyring, LocalMasterKey
+from smartprotect.privacy.policy import service as policy
 
 ROOT = Path(__file__).resolve().parent.parent
 DJANGO_FMD = "django-fmd==0.9.2"
-DJANGO_VENV = Path("/tmp/sp-bench-django-fmd-venv")
+# Its own virtualenv, made on first use (ignored by git).
+DJANGO_VENV = ROOT / ".bench" / "django-fmd-venv"
 CONNECTIONS = 32
 # What the app sends as a login hash and keys: the servers store them, never check them
 # against anything but the login hash itself.
@@ -183,8 +184,10 @@ def main() -> None:
     results: dict = {"engine": "postgresql" if options.postgres else "sqlite",
                      "cores": os.cpu_count(), "phones": options.phones}  # fmt: skip
     try:
-        tokens = {"smartprotect": register_phones(servers["smartprotect"], codes),
-                  "django-fmd": register_phones(servers["django-fmd"], [""] * len(codes))}
+        tokens = {
+            "smartprotect": register_phones(servers["smartprotect"], codes),
+            "django-fmd": register_phones(servers["django-fmd"], [""] * len(codes)),
+        }
         loads = {
             "location_upload": ("POST", "/api/v1/location", BLOB),
             "command_poll": ("PUT", "/api/v1/command", ""),
