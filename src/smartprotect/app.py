@@ -106,10 +106,10 @@ def create_app(
     session_factory = make_session_factory(engine, keyring=keyring)
     clock = clock or SystemClock()
     gate = make_gate(engine)
-    # Check-ins and long-polls reach the database from the event loop; on PostgreSQL through
-    # an engine of their own.
+    # Check-ins, FMD phones' calls and long-polls reach the database from the event loop; on
+    # PostgreSQL through an engine of their own (each writer's connections, and the polls').
     async_engine = (
-        make_async_engine(engine, pool_size=POSTGRES_WRITERS + LONG_POLL_CONNECTIONS)
+        make_async_engine(engine, pool_size=2 * POSTGRES_WRITERS + LONG_POLL_CONNECTIONS)
         if engine.dialect.name == "postgresql"
         else None
     )

@@ -194,6 +194,7 @@ def test_items_are_kept_as_sent_listed_in_order_and_deleted_by_id(client, db, ke
         {"items": [{"clientItemIdHex": "a" * 32, "unixMillis": -1, "ciphertext64": "AAAA"}]},
         {"items": [{"clientItemIdHex": "a" * 32, "unixMillis": 1, "ciphertext64": "not b64!"}]},
         {"items": [{"clientItemIdHex": "a" * 32, "unixMillis": 1, "ciphertext64": "AAAA"}, 5]},
+        {"items": [{"clientItemIdHex": "a" * 32, "unixMillis": 2**70, "ciphertext64": "AAAA"}]},
     ],
 )
 def test_malformed_items_are_refused_and_none_is_stored(client, db, keys, code, body):
@@ -265,6 +266,8 @@ def test_repeated_wrong_passwords_lock_the_account(client, keys, code):
     right = wrong | {"passwordHash64": _b64(keys.auth)}
     assert client.post(API + "/account/login", json=right).status_code == 423
     assert client.post(API + "/account/login", json={"username": "x y"}).status_code == 400
+    huge = right | {"sessionDurationSeconds": 10**30}
+    assert client.post(API + "/account/login", json=huge).status_code == 423  # still locked
     assert client.post(API + "/account/login", content=b"{").status_code == 400
 
 
@@ -356,3 +359,11 @@ def test_one_client_guessing_is_throttled_across_accounts_logins_and_registratio
     # The window passes.
     clock.advance(timedelta(minutes=16))
     assert client.post(API + "/account/login", json=right).status_code == 200
+
+
+def test_a_session_asked_for_beyond_a_week_lasts_a_week(client, db, keys, code):
+    _register(client, keys, code)
+    body = {"username": NAME, "passwordHash64": _b64(keys.auth), "sessionDurationSeconds": 10**30}
+    assert client.post(API + "/account/login", json=body).status_code == 200
+    longest = max(s.expires_at - s.created_at for s in db.scalars(select(FmdSession)))
+    assert longest == fmd.MAX_SESSION

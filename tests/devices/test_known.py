@@ -154,15 +154,26 @@ def test_what_check_ins_write_leaves_the_counter_alone(session_factory, keyring,
     assert _generation(session_factory) == generation
 
 
-def test_a_batch_behind_the_counter_does_not_overwrite_what_is_newer():
+def test_any_other_value_of_the_counter_starts_afresh():
     known = KnownDevices()
-    newer = known.at(5)
-    newer.devices["h"] = object()
-    stale = known.at(4)
-    assert stale is not newer and not stale.devices
-    assert known.at(5) is newer
-    assert known.at(6) is not newer and not known.at(6).devices
+    learned = known.at(5)
+    learned.devices["h"] = object()
+    assert known.at(5) is learned
+    # Lower (a batch that read it before another saw it rise, or a restored database) or
+    # higher: what was learned at 5 is not trusted again, even when 5 comes back.
+    assert not known.at(4).devices
+    assert not known.at(5).devices
+    assert not known.at(6).devices
     assert not known.at(None).devices and known.at(None) is not known.at(None)
+
+
+def test_what_is_kept_is_learned_afresh_after_max_age():
+    moments = iter([0.0, 10.0, 301.0])
+    known = KnownDevices(max_age=300.0, now=lambda: next(moments))
+    learned = known.at(1)
+    learned.devices["h"] = object()
+    assert known.at(1) is learned
+    assert not known.at(1).devices
 
 
 def test_past_its_limit_it_starts_over():

@@ -131,3 +131,73 @@ def test_polls_write_nothing_while_the_phone_was_seen_within_the_minute(
     asyncio.run(writer.submit(fmd.PhoneCall(hash_token(tokens[0]))))
     db.expire_all()
     assert db.scalar(select(func.max(Device.last_seen_at))) == clock.now()
+
+
+def test_a_command_is_handed_out_once_when_two_batches_poll_at_once(
+    tokens, session_factory, clock, db
+):
+    """PostgreSQL runs two batches side by side: the second poll waits for the first's lock
+    on the slot, then finds it empty (SQLite's one writer serialises them anyway)."""
+    import threading
+
+    account = db.scalar(select(FmdAccount).where(FmdAccount.username == "phone0"))
+    fmd.set_command(account=account, command=fmd.Command("ring", 1795700000000, "c2ln"))
+    db.commit()
+    first, second = session_factory(), session_factory()
+    if first.get_bind().dialect.name != "postgresql":
+        pytest.skip("only PostgreSQL runs two batches at once")
+    call = fmd.PhoneCall(hash_token(tokens[0]))
+    seen: dict = {}
+
+    def second_batch():
+        seen["second"] = fmd.serve_many(session=second, clock=clock, calls=[call])
+        second.commit()
+
+    def before(_connection, _cursor, statement, *_args):
+        if statement.startswith("UPDATE fmd_accounts") and "thread" not in seen:
+            # The first batch has read the slot; the second polls now.
+            seen["thread"] = threading.Thread(target=second_batch)
+            seen["thread"].start()
+            seen["thread"].join(timeout=1)
+            seen["second_waited"] = seen["thread"].is_alive()
+
+    connection = first.connection()
+    event.listen(connection, "before_cursor_execute", before)
+    outcome = fmd.serve_many(session=first, clock=clock, calls=[call])
+    first.commit()
+    seen["thread"].join(timeout=10)
+    assert outcome == [fmd.Command("ring", 1795700000000, "c2ln")]
+    assert seen["second_waited"] and seen["second"] == [fmd.Command("", 0, "")]
+
+
+def test_uploads_are_dropped_while_the_owner_does_not_let_the_phone_locate(
+    writer, db, tokens, keyring, clock
+):
+    from smartprotect.devices import service as devices
+    from smartprotect.privacy.consent import service as consent
+    from smartprotect.privacy.consent.models import (
+        Channel,
+        ConsentAction,
+        ConsentEvent,
+        Purpose,
+    )
+
+    device_id = db.scalar(select(FmdAccount.device_id).where(FmdAccount.username == "phone0"))
+    owner = db.scalar(select(Device.user_id).where(Device.id == device_id))
+    consent.record(
+        session=db, keyring=keyring, subject_id=owner, purpose=Purpose.DEVICE_LOCATE,
+        action=ConsentAction.WITHDRAW,
+        policy_document_id=db.scalar(select(ConsentEvent.policy_document_id).limit(1)),
+        channel=Channel.WEB, actor="user:test", clock=clock, scope=devices.scope_of(device_id),
+    )  # fmt: skip
+    db.commit()
+
+    async def upload():
+        return await asyncio.gather(
+            writer.submit(fmd.PhoneCall(hash_token(tokens[0]), blob="withdrawn")),
+            writer.submit(fmd.PhoneCall(hash_token(tokens[1]), blob="allowed")),
+        )
+
+    assert asyncio.run(upload()) == [None, None]  # the app is answered as usual
+    stored = db.scalars(select(FmdItem.data)).all()
+    assert stored == [fmd.stored_location("allowed")]

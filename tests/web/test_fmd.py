@@ -75,6 +75,9 @@ def test_commands_need_the_csrf_token_a_permission_and_a_matching_signed_command
         "data": "delete 1234"}})  # fmt: skip
     assert mismatched.status_code == 422
     assert _command(signed_in, device_id, {"keyword": "sms", "signed": signed}).status_code == 422
+    for odd in ({"keyword": "ring", "signed": signed | {"unix_time": float("inf")}},
+                {"keyword": "ring", "signed": signed, "password": 5}, ["ring"]):  # fmt: skip
+        assert _command(signed_in, device_id, odd).status_code == 400
     assert signed_in.put("/api/v1/command", json={"IDT": access}).json()["Data"] == ""
     sent = _command(signed_in, device_id, {"keyword": "ring", "signed": signed})
     assert sent.status_code == 200

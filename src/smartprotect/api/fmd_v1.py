@@ -153,7 +153,7 @@ async def change_password(
 async def take_command(request: Request, db: DbSession, clock: ClockDep) -> Response:
     """The waiting command for the phone, emptied from its slot as it is read."""
     data, account = await _signed_in(request, db, clock)
-    command = fmd.take_command(account=account)
+    command = fmd.take_command(session=db, account=account)
     return JSONResponse({"IDT": _text(data, "IDT"), "Data": command.data,
                          "UnixTime": command.unix_time, "CmdSig": command.signature})  # fmt: skip
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from pydantic import ValidationError
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from smartprotect.accounts.models import LOGIN_THROTTLE_WINDOW, LoginAttempt, User
@@ -42,6 +42,8 @@ from smartprotect.errors import (
 from smartprotect.fmd import push
 from smartprotect.fmd.models import FmdAccount, FmdItem, FmdSession, ItemKind
 from smartprotect.i18n import N_
+from smartprotect.privacy.consent import service as consent
+from smartprotect.privacy.consent.models import Purpose
 from smartprotect.privacy.keys.master import Keyring
 from smartprotect.security import hash_token, keyed_hash
 
@@ -63,7 +65,8 @@ LOCKED_COMMAND = "423"
 USERNAME = re.compile(r"^[-_a-zA-Z0-9]{1,64}$")
 GENERATED_NAME_LENGTH = 10
 # As FMD servers: the newest 500 locations and 10 pictures of a phone are kept (within the
-# year of clause 2.4); a picture upload is at most 15 MiB.
+# year of clause 2.4; batched uploads trim locations once 50 more came, `PRUNE_SLACK`); a
+# picture upload is at most 15 MiB.
 # v2 commands wait until the phone deletes them: at most 100 of them (FMD keeps all).
 KEPT = {ItemKind.LOCATION: 500, ItemKind.PICTURE: 10, ItemKind.COMMAND: 100}
 PICTURE_BODY_LIMIT = 15 * 1024 * 1024
@@ -71,6 +74,8 @@ PASSWORD_SCHEME = "pw-v2:sha-512:"  # noqa: S105 - a scheme name
 PASSWORD_CONTEXT = b"context:serverSidePasswordHash"
 PROTOCOL_V2 = 2
 ITEM_ID = re.compile(r"^[0-9a-fA-F]{32}$")
+# A signed 64-bit column holds an item's time.
+MAX_UNIX_MILLIS = 2**63 - 1
 
 
 class FmdError(SmartProtectError):
@@ -101,6 +106,13 @@ def throttled(
     """Refuse a client that failed too often; count this attempt if it is refused."""
     now = clock.now()
     client_key = keyed_hash(secret=keyring.secret, purpose="login-client", value=client)
+    if session.get_bind().dialect.name == "postgresql":
+        # One client's attempts one after the other, so that a burst of parallel guesses
+        # cannot all pass the count before any is recorded (SQLite's write lock already
+        # serialises them).
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": client_key}
+        )
     failures = session.scalar(
         select(func.count()).select_from(LoginAttempt)
         .where(LoginAttempt.client_key == client_key,
@@ -301,6 +313,8 @@ def open_session(*, session: Session, clock: Clock, account: FmdAccount, seconds
     """A new access token for the account (15 minutes unless asked for longer, at most 7
     days); only its hash is kept."""
     now = clock.now()
+    # Clamped first: a client may ask for any number of seconds.
+    seconds = min(seconds, int(MAX_SESSION.total_seconds()))
     duration = timedelta(seconds=seconds) if seconds > 0 else DEFAULT_SESSION
     token = "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(TOKEN_LENGTH))
     session.add(FmdSession(account_id=account.id, token_hash=hash_token(token), created_at=now,
@@ -369,8 +383,11 @@ def set_command(*, account: FmdAccount, command: Command) -> bool:
     return bool(command.data)
 
 
-def take_command(*, account: FmdAccount) -> Command:
+def take_command(*, session: Session, account: FmdAccount) -> Command:
     """The waiting command, emptied from the slot as it is read."""
+    # Read under the row's lock: two polls at once (PostgreSQL) must not both get it, and a
+    # command queued meanwhile must not be emptied unread.
+    session.refresh(account, with_for_update=True)
     command = Command(account.command or "", account.command_time or 0,
                       account.command_signature or "")  # fmt: skip
     set_command(account=account, command=Command("", 0, ""))
@@ -386,9 +403,19 @@ class ItemV2:
     ciphertext64: str
 
 
+def may_locate(*, session: Session, account: FmdAccount) -> bool:
+    """Whether the owner lets this phone locate itself (and take pictures): its locations and
+    pictures are kept only then, as agents' fixes are."""
+    device = session.get(Device, account.device_id)
+    return devices.may(session=session, device=device, capability=Capability.LOCATE)
+
+
 def add_item(*, session: Session, clock: Clock, account: FmdAccount, kind: ItemKind,
              data: str) -> None:  # fmt: skip
-    """Store an encrypted location or picture as uploaded (v1), keeping the newest `KEPT`."""
+    """Store an encrypted location or picture as uploaded (v1), keeping the newest `KEPT`;
+    dropped unless the owner lets the phone locate."""
+    if not may_locate(session=session, account=account):
+        return
     session.add(FmdItem(account_id=account.id, kind=kind, data=data, uploaded_at=clock.now()))
     session.flush()
     _prune(session=session, account_id=account.id, kind=kind)
@@ -397,12 +424,18 @@ def add_item(*, session: Session, clock: Clock, account: FmdAccount, kind: ItemK
 def add_items_v2(
     *, session: Session, clock: Clock, account: FmdAccount, kind: ItemKind, items: list[ItemV2]
 ) -> None:
-    """Store v2 items as uploaded, keeping the newest `KEPT`; new commands wake the phone."""
+    """Store v2 items as uploaded, keeping the newest `KEPT`; new commands wake the phone.
+    Locations and pictures are dropped unless the owner lets the phone locate."""
     now = clock.now()
     for item in items:
         if not ITEM_ID.match(item.client_item_id):
             raise FmdError(400, "clientItemIdHex must be 32 hex digits")
+        if item.unix_millis > MAX_UNIX_MILLIS:
+            raise FmdError(400, "unixMillis is out of range")
         _check_base64(item.ciphertext64, "ciphertext")
+    if kind != ItemKind.COMMAND and not may_locate(session=session, account=account):
+        return
+    for item in items:
         session.add(FmdItem(account_id=account.id, kind=kind, data=item.ciphertext64,
                             client_item_id=item.client_item_id.lower(),
                             unix_millis=item.unix_millis, uploaded_at=now))  # fmt: skip
@@ -420,6 +453,22 @@ def items_v2(*, session: Session, account: FmdAccount, kind: ItemKind) -> list[I
         .order_by(FmdItem.uploaded_at, FmdItem.id)
     )
     return [ItemV2(row.client_item_id or "", row.unix_millis or 0, row.data) for row in rows]
+
+
+def item_v2_at(
+    *, session: Session, account: FmdAccount, kind: ItemKind, index: int
+) -> ItemV2 | None:
+    """One stored v2 item by its place in the order they came (0 the oldest)."""
+    if index < 0:
+        return None
+    row = session.execute(
+        select(FmdItem.client_item_id, FmdItem.unix_millis, FmdItem.data)
+        .where(FmdItem.account_id == account.id, FmdItem.kind == kind)
+        .order_by(FmdItem.uploaded_at, FmdItem.id)
+        .offset(index)
+        .limit(1)
+    ).first()
+    return None if row is None else ItemV2(row.client_item_id or "", row.unix_millis or 0, row.data)
 
 
 def delete_item_v2(*, session: Session, account: FmdAccount, kind: ItemKind, item_id: str) -> None:
@@ -522,7 +571,12 @@ def send_from_dashboard(
     confirm_name: str | None = None,
 ) -> None:
     """Queue a command the owner's browser signed (v1) or encrypted (v2) for an FMD phone,
-    under the device's permissions and, for a wipe, its safety check; the phone is woken."""
+    under the device's permissions and, for a wipe, its safety check; the phone is woken.
+
+    For v1 the server reads the command and checks it is the keyword's. A v2 command is
+    encrypted: the checks apply to the keyword the owner's page states, which the server
+    cannot verify (the FMD password alone lets a client send any command through the
+    protocol, as with any FMD server)."""
     account = account_of(session=session, device=device)
     capability = KEYWORD_CAPABILITY.get(keyword)
     if capability is None:
@@ -580,8 +634,7 @@ _accounts = FmdAccount.__table__.c
 _devices = Device.__table__.c
 _SIGNED_IN = (
     select(_sessions.token_hash, _sessions.expires_at, _accounts.id, _accounts.device_id,
-           _accounts.command, _accounts.command_time, _accounts.command_signature,
-           _devices.last_seen_at)
+           _accounts.command, _devices.last_seen_at, _devices.user_id, _devices.capabilities)
     .join(FmdAccount.__table__, _accounts.id == _sessions.account_id)
     .join(Device.__table__, _devices.id == _accounts.device_id)
     .where(_sessions.token_hash.in_(bindparam("hashes", expanding=True)),
@@ -598,6 +651,15 @@ _SEEN = BulkWrite(
     update(Device.__table__).where(_devices.id == bindparam("device"))
     .values(last_seen_at=bindparam("seen", type_=_devices.last_seen_at.type))
 )  # fmt: skip
+# The slots a batch's polls found full, read again under their rows' locks (in id order, so
+# that two batches cannot deadlock): what another batch took meanwhile is not handed out
+# twice, and what was queued meanwhile is not emptied unread.
+_SLOTS = (
+    select(_accounts.id, _accounts.command, _accounts.command_time, _accounts.command_signature)
+    .where(_accounts.id.in_(bindparam("accounts", expanding=True)))
+    .order_by(_accounts.id)
+    .with_for_update()
+)
 _LOCATION_COUNTS = (
     select(FmdItem.account_id, func.count())
     .where(FmdItem.account_id.in_(bindparam("accounts", expanding=True)),
@@ -616,6 +678,20 @@ def serve_many(*, session: Session, clock: Clock, calls: list[PhoneCall]) -> lis
         row.token_hash: row
         for row in session.execute(_SIGNED_IN, {"hashes": list({c.token_hash for c in calls})})
     }
+    # Uploads are kept only while the owner lets the phone locate (as agents' fixes are).
+    asks = {
+        row.device_id: consent.Ask(row.user_id, Purpose.DEVICE_LOCATE,
+                                   devices.scope_of(row.device_id))
+        for call in calls
+        if call.blob is not None and (row := found.get(call.token_hash)) is not None
+        and Capability.LOCATE.value in row.capabilities
+    }  # fmt: skip
+    allowed = consent.permitted(session=session, asks=asks.values()) if asks else set()
+    full = {row.id for row in found.values() if row.command}
+    slots = (
+        {row.id: row for row in session.execute(_SLOTS, {"accounts": sorted(full)})}
+        if any(call.blob is None for call in calls) and full else {}
+    )  # fmt: skip
     outcomes: list[object] = []
     stored: list[dict] = []
     taken: dict[uuid.UUID, dict] = {}
@@ -629,20 +705,23 @@ def serve_many(*, session: Session, clock: Clock, calls: list[PhoneCall]) -> lis
         if row.last_seen_at is None or row.last_seen_at <= now - LAST_SEEN_PRECISION:
             seen[row.device_id] = {"device": row.device_id, "seen": now}
         if call.blob is not None:
-            stored.append({"id": time_ordered_id(), "account_id": row.id,
-                           "kind": ItemKind.LOCATION, "data": stored_location(call.blob),
-                           "uploaded_at": now})  # fmt: skip
-            uploaded.add(row.id)
+            if asks.get(row.device_id) in allowed:
+                stored.append({"id": time_ordered_id(), "account_id": row.id,
+                               "kind": ItemKind.LOCATION, "data": stored_location(call.blob),
+                               "uploaded_at": now})  # fmt: skip
+                uploaded.add(row.id)
             outcomes.append(None)
-        elif row.command and row.id not in taken:
+            continue
+        slot = slots.get(row.id)
+        if slot is not None and slot.command and row.id not in taken:
             # Read once: a second poll of the same phone in this batch finds the slot empty.
             taken[row.id] = {"account": row.id}
-            outcomes.append(Command(row.command, row.command_time or 0,
-                                    row.command_signature or ""))  # fmt: skip
+            outcomes.append(Command(slot.command, slot.command_time or 0,
+                                    slot.command_signature or ""))  # fmt: skip
         else:
             outcomes.append(Command("", 0, ""))
     _STORE_LOCATION.execute(session, stored)
-    _TAKEN.execute(session, list(taken.values()))
+    _TAKEN.execute(session, [taken[account] for account in sorted(taken)])
     _SEEN.execute(session, [seen[device] for device in sorted(seen)])
     if uploaded:
         counts = session.execute(_LOCATION_COUNTS, {"accounts": list(uploaded)})

@@ -27,7 +27,8 @@ NONCE_BYTES = 12
 # The first byte of every ciphertext names its format, so it can change later.
 FORMAT_V1 = b"\x01"
 # Unwrapped keys (ready ciphers) are kept on the session for its lifetime only, never beyond
-# the request or job.
+# the request or job. One exception: check-in batches keep the keys `ciphers_of` gives them
+# for at most 5 minutes, and not past any change to a key (`devices.known`).
 _CACHE = "smartprotect.data_keys"
 
 

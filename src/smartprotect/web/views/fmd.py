@@ -61,10 +61,9 @@ def fmd_picture(device_id: uuid.UUID, index: int, db: DbSession, user: SignedInU
     device = devices.get_device(session=db, user=user, device_id=device_id)
     account = fmd.account_of(session=db, device=device)
     if account.protocol_version == fmd.PROTOCOL_V2:
-        items = fmd.items_v2(session=db, account=account, kind=ItemKind.PICTURE)
-        if not 0 <= index < len(items):
+        item = fmd.item_v2_at(session=db, account=account, kind=ItemKind.PICTURE, index=index)
+        if item is None:
             return _private({"error": "no such picture"}, 404)
-        item = items[index]
         return _private({"id": item.client_item_id, "time": item.unix_millis,
                          "ciphertext": item.ciphertext64})  # fmt: skip
     try:
@@ -100,7 +99,10 @@ async def fmd_command(
             encrypted = fmd.ItemV2(str(raw.get("clientItemIdHex", "")),
                                    int(raw.get("unixMillis", 0)),
                                    str(raw.get("ciphertext64", "")))  # fmt: skip
-    except (ValueError, TypeError):
+        for extra in ("password", "confirm_name"):
+            if not isinstance(body.get(extra, ""), str):
+                raise TypeError(extra)
+    except (ValueError, TypeError, OverflowError):
         return _private({"errors": {"command": "invalid"}}, 400)
     try:
         fmd.send_from_dashboard(

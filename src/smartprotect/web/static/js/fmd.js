@@ -144,8 +144,13 @@
       body.textContent = "";
       var points = [];
       var fixes = [];
+      var unreadable = 0;
       for (var i = data.locations.length - 1; i >= 0; i--) {
-        fixes.push(JSON.parse(decoder.decode(await opened.open(data.locations[i]))));
+        try {
+          fixes.push(JSON.parse(decoder.decode(await opened.open(data.locations[i]))));
+        } catch (error) {
+          unreadable += 1;  // one damaged upload must not hide the others
+        }
       }
       fixes.forEach(function (fix) {
         var lat = parseFloat(fix.lat), lon = parseFloat(fix.lon);
@@ -166,7 +171,8 @@
         map.hidden = false;
         window.SmartProtectMap.draw(map, points);
       }
-      say(fixes.length ? section.dataset.msgOpened.replace("%(count)s", fixes.length) : section.dataset.msgNone);
+      say((fixes.length ? section.dataset.msgOpened.replace("%(count)s", fixes.length) : section.dataset.msgNone)
+          + (unreadable ? " " + section.dataset.msgUnreadable : ""));
       var pictures = section.querySelector("[data-fmd-show-pictures]");
       if (pictures) { pictures.hidden = !data.pictures; pictures.dataset.count = data.pictures; }
       section.querySelectorAll("[data-fmd-actions]").forEach(function (actions) { actions.hidden = false; });
