@@ -182,6 +182,9 @@ def test_uploads_are_dropped_while_the_owner_does_not_let_the_phone_locate(
         Purpose,
     )
 
+    # Allowed at first: the writer learns so, and keeps it while nothing changes.
+    first = fmd.PhoneCall(hash_token(tokens[0]), blob="before")
+    assert asyncio.run(writer.submit(first)) is None
     device_id = db.scalar(select(FmdAccount.device_id).where(FmdAccount.username == "phone0"))
     owner = db.scalar(select(Device.user_id).where(Device.id == device_id))
     consent.record(
@@ -200,4 +203,4 @@ def test_uploads_are_dropped_while_the_owner_does_not_let_the_phone_locate(
 
     assert asyncio.run(upload()) == [None, None]  # the app is answered as usual
     stored = db.scalars(select(FmdItem.data)).all()
-    assert stored == [fmd.stored_location("allowed")]
+    assert sorted(stored) == sorted([fmd.stored_location("before"), fmd.stored_location("allowed")])

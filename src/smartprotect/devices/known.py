@@ -54,18 +54,20 @@ class Known:
 
 
 class Learned:
-    """What one generation of the counter has taught: devices by credential hash, and the
-    owners' data keys. A batch reads and adds to the one its counter value gives it."""
+    """What one generation of the counter has taught: devices by credential hash, the
+    owners' data keys, and (for FMD phones' uploads) whether a device may locate. A batch
+    reads and adds to the one its counter value gives it."""
 
-    __slots__ = ("ciphers", "devices")
+    __slots__ = ("ciphers", "devices", "may_locate")
 
     def __init__(self) -> None:
         self.devices: dict[str, Known] = {}
         self.ciphers: dict[uuid.UUID, AESGCM] = {}
+        self.may_locate: dict[uuid.UUID, bool] = {}
 
 
 class KnownDevices:
-    """Kept by one server process; shared by its check-in batches."""
+    """Kept by one server process for one kind of batch (check-ins, FMD phones' calls)."""
 
     def __init__(
         self, *, limit: int = MAX_KNOWN, max_age: float = MAX_AGE_SECONDS,

@@ -276,7 +276,7 @@ def check_in_many(
     to report is kept. With `known`, what earlier batches learned is used while the access
     counter says it still holds (`devices.known`)."""
     now = clock.now()
-    learned = (known or KnownDevices()).at(session.scalar(_ACCESS_GENERATION))
+    learned = (known or KnownDevices()).at(access_generation(session=session))
     unknown = {item.credential_hash for item in reports} - learned.devices.keys()
     if unknown:
         _learn(session=session, keyring=keyring, hashes=unknown, learned=learned)
@@ -327,6 +327,11 @@ def check_in_many(
     for outcome, _, _ in accepted:
         outcome.needs_follow_up |= outcome.device_id in waiting
     return outcomes
+
+
+def access_generation(*, session: Session) -> int | None:
+    """The access counter's value (`devices.known`), read in this session's transaction."""
+    return session.scalar(_ACCESS_GENERATION)
 
 
 def _learn(*, session: Session, keyring: Keyring, hashes: set[str], learned: Learned) -> None:

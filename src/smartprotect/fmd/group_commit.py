@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from smartprotect.clock import Clock
 from smartprotect.db import DatabaseGate
+from smartprotect.devices.known import KnownDevices
 from smartprotect.fmd import service as fmd
 from smartprotect.group_commit import GroupCommitWriter
 from smartprotect.privacy.keys.master import Keyring
@@ -32,6 +33,10 @@ class PhoneCallWriter(GroupCommitWriter):
         super().__init__(session_factory=session_factory, gate=gate, keyring=keyring,
                          after_commit=after_commit, async_engine=async_engine)  # fmt: skip
         self._clock = clock
+        self._known = KnownDevices()
+
+    def _batch_failed(self) -> None:
+        self._known.forget()
 
     def _stage(self, session: Session, items: list[fmd.PhoneCall]) -> list[Any]:
-        return fmd.serve_many(session=session, clock=self._clock, calls=items)
+        return fmd.serve_many(session=session, clock=self._clock, calls=items, known=self._known)

@@ -30,6 +30,7 @@ from smartprotect.clock import Clock
 from smartprotect.commands import service as commands
 from smartprotect.db import BulkWrite, time_ordered_id
 from smartprotect.devices import service as devices
+from smartprotect.devices.known import KnownDevices
 from smartprotect.devices.models import Capability, Device
 from smartprotect.devices.schemas import EnrollRequest
 from smartprotect.errors import (
@@ -668,7 +669,9 @@ _LOCATION_COUNTS = (
 )  # fmt: skip
 
 
-def serve_many(*, session: Session, clock: Clock, calls: list[PhoneCall]) -> list[object]:
+def serve_many(
+    *, session: Session, clock: Clock, calls: list[PhoneCall], known: KnownDevices | None = None
+) -> list[object]:
     """Answer a batch of phones' uploads and polls in one transaction, with a fixed number of
     queries: per call its outcome (None for a stored upload, the taken `Command` for a
     poll) or the `FmdError` refusing it (which the writer raises to its caller), which
@@ -678,15 +681,24 @@ def serve_many(*, session: Session, clock: Clock, calls: list[PhoneCall]) -> lis
         row.token_hash: row
         for row in session.execute(_SIGNED_IN, {"hashes": list({c.token_hash for c in calls})})
     }
-    # Uploads are kept only while the owner lets the phone locate (as agents' fixes are).
-    asks = {
-        row.device_id: consent.Ask(row.user_id, Purpose.DEVICE_LOCATE,
-                                   devices.scope_of(row.device_id))
-        for call in calls
+    # Uploads are kept only while the owner lets the phone locate (as agents' fixes are);
+    # the answer is kept between batches while the access counter stands still.
+    uploading = {
+        row.device_id: row for call in calls
         if call.blob is not None and (row := found.get(call.token_hash)) is not None
-        and Capability.LOCATE.value in row.capabilities
     }  # fmt: skip
+    may_locate: dict[uuid.UUID, bool] = {}
+    if uploading:
+        generation = devices.access_generation(session=session)
+        may_locate = (known or KnownDevices()).at(generation).may_locate
+    asks = {
+        device_id: consent.Ask(row.user_id, Purpose.DEVICE_LOCATE, devices.scope_of(device_id))
+        for device_id, row in uploading.items()
+        if device_id not in may_locate and Capability.LOCATE.value in row.capabilities
+    }
     allowed = consent.permitted(session=session, asks=asks.values()) if asks else set()
+    for device_id in uploading.keys() - may_locate.keys():
+        may_locate[device_id] = asks.get(device_id) in allowed
     full = {row.id for row in found.values() if row.command}
     slots = (
         {row.id: row for row in session.execute(_SLOTS, {"accounts": sorted(full)})}
@@ -705,7 +717,7 @@ def serve_many(*, session: Session, clock: Clock, calls: list[PhoneCall]) -> lis
         if row.last_seen_at is None or row.last_seen_at <= now - LAST_SEEN_PRECISION:
             seen[row.device_id] = {"device": row.device_id, "seen": now}
         if call.blob is not None:
-            if asks.get(row.device_id) in allowed:
+            if may_locate[row.device_id]:
                 stored.append({"id": time_ordered_id(), "account_id": row.id,
                                "kind": ItemKind.LOCATION, "data": stored_location(call.blob),
                                "uploaded_at": now})  # fmt: skip
