@@ -33,10 +33,9 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.run import (
-    MASTER,
-    SECRET,
     database,
     free_port,
+    migrated_owner,
     raise_file_limit,
     server_env,
     start,
@@ -44,15 +43,10 @@ from bench.run import (
     wrk,
 )
 
-from smartprotect import migrations
-from smartprotect.accounts import service as accounts
-from smartprotect.clock import SystemClock
-from smartprotect.config import Environment, Settings
-from smartprotect.db import make_engine, make_session_factory, unit_of_work
+from smartprotect.accounts.models import User
+from smartprotect.db import unit_of_work
 from smartprotect.devices import service as devices
 from smartprotect.devices.models import Capability
-from smartprotect.privacy.keys.master import Keyring, LocalMasterKey
-from smartprotect.privacy.policy import service as policy
 
 ROOT = Path(__file__).resolve().parent.parent
 DJANGO_FMD = "django-fmd==0.9.2"
@@ -78,23 +72,9 @@ LOGGING = {{"version": 1, "disable_existing_loggers": True}}
 
 def enrollment_codes(url: str, count: int) -> list[str]:
     """An owner with `count` enrollment codes: each an FMD phone's registration token."""
-    settings = Settings(env=Environment.DEVELOPMENT, database_url=url, secret_key=SECRET)
-    engine = make_engine(settings)
-    migrations.upgrade(engine)
-    keyring = Keyring(master=LocalMasterKey(MASTER), secret=SECRET)
-    factory = make_session_factory(engine, keyring=keyring)
-    clock = SystemClock()
-    texts = {
-        lang: (ROOT / "policy" / f"2017-06-15.{lang}.txt").read_text() for lang in ("en", "ru")
-    }
+    engine, factory, keyring, clock, user_id = migrated_owner(url)
     with unit_of_work(factory) as session:
-        policy.publish_revision(session=session, keyring=keyring, version="2017-06-15",
-                                texts=texts, clock=clock)  # fmt: skip
-        user = accounts.create_user(
-            session=session, keyring=keyring, clock=clock, email="bench@example.kz",
-            phone="+77010000000", password_hash="x", language="en", created_at=clock.now(),
-            password_changed_at=clock.now(), email_verified_at=clock.now(),
-        )  # fmt: skip
+        user = session.get(User, user_id)
         codes = [
             devices.create_enrollment_code(
                 session=session, keyring=keyring, user=user, device_name=f"phone {n}",

@@ -28,8 +28,11 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import sessionmaker
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -82,8 +85,16 @@ def database(workdir: Path, postgres: bool) -> str:
     return f"postgresql+psycopg://postgres@127.0.0.1/{name}"
 
 
-def prepare(url: str, agents: int, key_file: Path) -> tuple[list[str], str, list[str]]:
-    """A user, N enrolled devices and an API token; returns credentials, token, device ids."""
+class Owner(NamedTuple):
+    engine: Engine
+    factory: sessionmaker
+    keyring: Keyring
+    clock: SystemClock
+    user_id: uuid.UUID
+
+
+def migrated_owner(url: str) -> Owner:
+    """A migrated database with the policy published and one verified user, its owner."""
     settings = Settings(env=Environment.DEVELOPMENT, database_url=url, secret_key=SECRET)
     engine = make_engine(settings)
     migrations.upgrade(engine)
@@ -101,9 +112,16 @@ def prepare(url: str, agents: int, key_file: Path) -> tuple[list[str], str, list
                     email="bench@example.kz", phone="+77010000000", password_hash="x",
                     language="en", created_at=clock.now(), password_changed_at=clock.now(),
                     email_verified_at=clock.now())  # fmt: skip
-        _, token = accounts.create_api_token(session=session, user=user, name="bench",
-                                             clock=clock, keyring=keyring)  # fmt: skip
-        user_id = user.id
+    return Owner(engine, factory, keyring, clock, user.id)
+
+
+def prepare(url: str, agents: int, key_file: Path) -> tuple[list[str], str, list[str]]:
+    """A user, N enrolled devices and an API token; returns credentials, token, device ids."""
+    engine, factory, keyring, clock, user_id = migrated_owner(url)
+    with unit_of_work(factory) as session:
+        _, token = accounts.create_api_token(session=session, user=session.get(User, user_id),
+                                             name="bench", clock=clock,
+                                             keyring=keyring)  # fmt: skip
     credentials, device_ids = [], []
     batch = 500
     for start in range(0, agents, batch):
