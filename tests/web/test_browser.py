@@ -508,7 +508,20 @@ def test_fmd_phones_opened_and_commanded_in_a_real_browser(
 
     _run_async(tablet_registers)
 
+    # On the dashboard: each phone's newest location, opened with its password, on the map
+    # the agents' devices are on.
     page.goto(f"{server.url}/en/devices")
+    for name, password, where in (
+        ("Pixel", PASSWORD, "43.23895, 76.88971"),
+        ("Tablet", "tablet passphrase", "51.12800, 71.43000"),
+    ):
+        page.get_by_label(f"FMD password of {name}").fill(password)
+        row = page.locator("tr", has_text=name)
+        row.get_by_role("button", name="Show on the map").click()
+        expect(row).to_contain_text(where, timeout=30000)
+    expect(page.locator("#map .leaflet-marker-icon")).to_have_count(2)
+    _shot(page, "fmd-phones-on-the-dashboard-map")
+
     page.get_by_role("link", name="Pixel").click()
     expect(page.locator("main")).to_contain_text("cannot read the phone's data without it")
     page.fill("#fmd-password", "not the password")

@@ -18,6 +18,7 @@ from smartprotect.devices import service as devices
 from smartprotect.devices.models import Capability
 from smartprotect.devices.schemas import EnrollmentCodeCreate
 from smartprotect.errors import ValidationFailed, rollback_unless_kept
+from smartprotect.fmd import service as fmd_service
 from smartprotect.fmd.models import FmdAccount
 from smartprotect.i18n import N_
 from smartprotect.mail.links import Links
@@ -35,7 +36,10 @@ def _dashboard(request, db, settings, keyring, user, *, code=None, values=None, 
     rows = []
     for device in devices.devices_of(session=db, user=user):
         latest = devices.locations(session=db, keyring=keyring, device=device, limit=1)
-        rows.append({"device": device, "location": latest[0] if latest else None})
+        # A phone with the FMD app: its locations are opened in the browser (fmd.js).
+        fmd_phone = device.platform == fmd_service.PLATFORM
+        rows.append({"device": device, "location": latest[0] if latest else None,
+                     "fmd": fmd_phone})  # fmt: skip
     return render(
         request,
         "devices/dashboard.html",
@@ -43,6 +47,7 @@ def _dashboard(request, db, settings, keyring, user, *, code=None, values=None, 
         user=user,
         context={
             "rows": rows,
+            "fmd_phones": any(row["fmd"] and not row["device"].revoked_at for row in rows),
             "capabilities": list(Capability),
             "capability_labels": {
                 c: TERMS[devices.CAPABILITY_PURPOSE[c]].label for c in Capability

@@ -263,7 +263,40 @@
     });
   }
 
+  // On the dashboard: a phone's newest location, opened with its password, on the map of
+  // all the devices.
+  function setUpRow(form) {
+    var status = form.querySelector("[data-fmd-row-status]");
+    form.addEventListener("submit", async function (event) {
+      event.preventDefault();
+      var input = form.querySelector("input[type=password]");
+      var data, opened;
+      try {
+        var response = await fetch(form.dataset.source, { credentials: "same-origin" });
+        if (!response.ok) { throw new Error(String(response.status)); }
+        data = await response.json();
+      } catch (error) { status.textContent = form.dataset.msgFailed; return; }
+      try {
+        opened = data.protocol === 2 ? await openV2(data, input.value) : await openV1(data, input.value);
+      } catch (error) { status.textContent = form.dataset.msgWrong; return; }
+      if (!data.locations.length) { status.textContent = form.dataset.msgNone; return; }
+      var fix = JSON.parse(decoder.decode(await opened.open(data.locations[data.locations.length - 1])));
+      var lat = parseFloat(fix.lat), lon = parseFloat(fix.lon), accuracy = parseFloat(fix.accuracy) || 0;
+      var cell = form.parentNode;
+      cell.textContent = lat.toFixed(5) + ", " + lon.toFixed(5) + " ";
+      var meta = document.createElement("span");
+      meta.className = "meta";
+      meta.textContent = "± " + Math.round(accuracy) + " m · " + (fix.provider || "");
+      cell.appendChild(meta);
+      var map = document.getElementById(form.dataset.mapTarget);
+      if (map && window.SmartProtectMap) {
+        window.SmartProtectMap.add(map, [{ lat: lat, lon: lon, accuracy: accuracy, label: form.dataset.name }]);
+      }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("[data-fmd]").forEach(setUp);
+    document.querySelectorAll("[data-fmd-row]").forEach(setUpRow);
   });
 })();
