@@ -32,8 +32,13 @@ def refusal(exc: FmdError) -> Response:
 
 
 async def _body(request: Request) -> dict[str, Any]:
+    return _parsed(await request.body())
+
+
+def _parsed(body: bytes) -> dict[str, Any]:
+    """A protocol body, its keys lower-cased (FMD's Go server matches them regardless)."""
     try:
-        data = json.loads(await request.body())
+        data = json.loads(body)
     except ValueError:
         raise FmdError(400, "Invalid JSON") from None
     if not isinstance(data, dict):
@@ -269,31 +274,29 @@ def _index(text: str) -> int:
 # -- the phone's busiest calls, answered ahead of the middleware stack (api.fast_path) -------
 
 
-def _call(scope: Scope, body: bytes, *, upload: bool) -> fmd.PhoneCall:
-    data = json.loads(body)
-    if not isinstance(data, dict):
-        raise ValueError("not an object")
-    data = {str(key).lower(): value for key, value in data.items()}
+def _call(body: bytes, *, upload: bool) -> tuple[fmd.PhoneCall, str]:
+    """The call a body makes, and its access token; raises for anything unusual."""
+    data = _parsed(body)
     token, blob = data.get("idt"), data.get("data", "")
     if not isinstance(token, str) or not token or not isinstance(blob, str):
         raise ValueError("not the protocol's body")
-    return fmd.PhoneCall(token_hash=hash_token(token), blob=blob if upload else None)
+    return fmd.PhoneCall(token_hash=hash_token(token), blob=blob if upload else None), token
 
 
 async def answer_location_upload(scope: Scope, body: bytes) -> bytes:
     """Store an app's encrypted location through the group-commit writer (`upload_location`
     is the same, one at a time); raises for anything unusual, which that route answers."""
+    call, _token = _call(body, upload=True)
     # A refused call (FmdError) is raised here.
-    await scope["app"].state.phone_calls.submit(_call(scope, body, upload=True))
+    await scope["app"].state.phone_calls.submit(call)
     return b""
 
 
 async def answer_command_poll(scope: Scope, body: bytes) -> bytes:
     """The app's poll of its command slot (as `take_command`), through the writer."""
-    call = _call(scope, body, upload=False)
+    call, token = _call(body, upload=False)
     command = await scope["app"].state.phone_calls.submit(call)
-    idt = {str(k).lower(): v for k, v in json.loads(body).items()}["idt"]
-    return json.dumps({"IDT": idt, "Data": command.data, "UnixTime": command.unix_time,
+    return json.dumps({"IDT": token, "Data": command.data, "UnixTime": command.unix_time,
                        "CmdSig": command.signature}).encode()  # fmt: skip
 
 

@@ -446,14 +446,21 @@ def add_items_v2(
         push.wake_after_commit(session, account.push_url)
 
 
-def items_v2(*, session: Session, account: FmdAccount, kind: ItemKind) -> list[ItemV2]:
-    """Every stored v2 item of a kind, in the order they came."""
-    rows = session.execute(
+def _v2_items(account: FmdAccount, kind: ItemKind):
+    return (
         select(FmdItem.client_item_id, FmdItem.unix_millis, FmdItem.data)
         .where(FmdItem.account_id == account.id, FmdItem.kind == kind)
         .order_by(FmdItem.uploaded_at, FmdItem.id)
     )
-    return [ItemV2(row.client_item_id or "", row.unix_millis or 0, row.data) for row in rows]
+
+
+def _item_v2(row) -> ItemV2:
+    return ItemV2(row.client_item_id or "", row.unix_millis or 0, row.data)
+
+
+def items_v2(*, session: Session, account: FmdAccount, kind: ItemKind) -> list[ItemV2]:
+    """Every stored v2 item of a kind, in the order they came."""
+    return [_item_v2(row) for row in session.execute(_v2_items(account, kind))]
 
 
 def item_v2_at(
@@ -462,14 +469,8 @@ def item_v2_at(
     """One stored v2 item by its place in the order they came (0 the oldest)."""
     if index < 0:
         return None
-    row = session.execute(
-        select(FmdItem.client_item_id, FmdItem.unix_millis, FmdItem.data)
-        .where(FmdItem.account_id == account.id, FmdItem.kind == kind)
-        .order_by(FmdItem.uploaded_at, FmdItem.id)
-        .offset(index)
-        .limit(1)
-    ).first()
-    return None if row is None else ItemV2(row.client_item_id or "", row.unix_millis or 0, row.data)
+    row = session.execute(_v2_items(account, kind).offset(index).limit(1)).first()
+    return None if row is None else _item_v2(row)
 
 
 def delete_item_v2(*, session: Session, account: FmdAccount, kind: ItemKind, item_id: str) -> None:

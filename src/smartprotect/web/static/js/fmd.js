@@ -125,6 +125,25 @@
     };
   }
 
+  // A phone's key material and ciphertext from the server, opened with its password; or
+  // which message to show: `msgFailed` (the server did not answer) or `msgWrong`.
+  async function openPhone(source, password) {
+    var data;
+    try {
+      var response = await fetch(source, { credentials: "same-origin" });
+      if (!response.ok) { throw new Error(String(response.status)); }
+      data = await response.json();
+    } catch (error) {
+      return { failure: "msgFailed" };
+    }
+    try {
+      var opened = data.protocol === 2 ? await openV2(data, password) : await openV1(data, password);
+      return { data: data, opened: opened };
+    } catch (error) {
+      return { failure: "msgWrong" };
+    }
+  }
+
   function cell(row, value) {
     var td = document.createElement("td");
     td.textContent = value;
@@ -180,23 +199,11 @@
 
     unlock.addEventListener("submit", async function (event) {
       event.preventDefault();
-      var password = unlock.querySelector("input[type=password]").value;
       say(section.dataset.msgWorking);
-      var data;
-      try {
-        var response = await fetch(section.dataset.source, { credentials: "same-origin" });
-        if (!response.ok) { throw new Error(String(response.status)); }
-        data = await response.json();
-      } catch (error) {
-        say(section.dataset.msgFailed);
-        return;
-      }
-      try {
-        opened = data.protocol === 2 ? await openV2(data, password) : await openV1(data, password);
-      } catch (error) {
-        say(section.dataset.msgWrong);
-        return;
-      }
+      var phone = await openPhone(section.dataset.source, unlock.querySelector("input[type=password]").value);
+      if (phone.failure) { say(section.dataset[phone.failure]); return; }
+      var data = phone.data;
+      opened = phone.opened;
       unlock.querySelector("input[type=password]").value = "";
       try {
         await show(data);
@@ -269,16 +276,9 @@
     var status = form.querySelector("[data-fmd-row-status]");
     form.addEventListener("submit", async function (event) {
       event.preventDefault();
-      var input = form.querySelector("input[type=password]");
-      var data, opened;
-      try {
-        var response = await fetch(form.dataset.source, { credentials: "same-origin" });
-        if (!response.ok) { throw new Error(String(response.status)); }
-        data = await response.json();
-      } catch (error) { status.textContent = form.dataset.msgFailed; return; }
-      try {
-        opened = data.protocol === 2 ? await openV2(data, input.value) : await openV1(data, input.value);
-      } catch (error) { status.textContent = form.dataset.msgWrong; return; }
+      var phone = await openPhone(form.dataset.source, form.querySelector("input[type=password]").value);
+      if (phone.failure) { status.textContent = form.dataset[phone.failure]; return; }
+      var data = phone.data, opened = phone.opened;
       if (!data.locations.length) { status.textContent = form.dataset.msgNone; return; }
       var fix = JSON.parse(decoder.decode(await opened.open(data.locations[data.locations.length - 1])));
       var lat = parseFloat(fix.lat), lon = parseFloat(fix.lon), accuracy = parseFloat(fix.accuracy) || 0;
