@@ -90,6 +90,13 @@ class Settings(BaseSettings):
     # FMD phones name the push endpoint the server wakes them at; one in a private network
     # (a self-hosted distributor) is called only if this is on.
     fmd_push_to_private_addresses: bool = False
+    # Open registration: phones may also register FMD accounts that belong to no Smart
+    # Protect account, as on a plain FMD server (with a token set, only with that
+    # registration token). Off, every FMD account is a device of the user whose enrollment
+    # code it registered with. The operator answers for such accounts' data (kept as FMD's:
+    # encrypted, for at most a year after the phone last signed in).
+    fmd_open_registration: bool = False
+    fmd_open_registration_token: SecretStr | None = None
     # Where users write about their data when the site offers no way (clause 7.1); such a
     # request is handled with `smartprotect rights request`.
     privacy_contact_email: str = "privacy@smprotect.com"

@@ -42,6 +42,11 @@ def _b64(raw: bytes) -> str:
 
 @pytest.fixture(scope="module")
 def keys() -> V2Keys:
+    return new_keys()
+
+
+def new_keys() -> V2Keys:
+    """A v2 client's keys for `NAME`, from `PASSWORD`."""
     salt = os.urandom(16)
     auth, premaster = protocol_v2.derive_password_key(NAME, PASSWORD, salt)
     return V2Keys(salt, auth, premaster, protocol_v2.generate_master_key())

@@ -204,3 +204,31 @@ def test_uploads_are_dropped_while_the_owner_does_not_let_the_phone_locate(
     assert asyncio.run(upload()) == [None, None]  # the app is answered as usual
     stored = db.scalars(select(FmdItem.data)).all()
     assert sorted(stored) == sorted([fmd.stored_location("before"), fmd.stored_location("allowed")])
+
+
+def test_an_account_of_nobody_is_served_in_the_same_batch_as_devices(
+    writer, db, tokens, keyring, clock
+):
+    # Open registration (`fmd.OpenRegistration`): an account with no device.
+    phone = _phone()
+    fmd.register(session=db, keyring=keyring, clock=clock, registration_token="",
+                 requested_username="nobodys", hashed_password=phone.login_hash,
+                 public_key=phone.public, private_key=phone.wrapped,
+                 open_registration=fmd.OpenRegistration())  # fmt: skip
+    token, account = fmd.log_in(session=db, keyring=keyring, clock=clock, username="nobodys",
+                                client_hash=phone.login_hash, seconds=3600)  # fmt: skip
+    fmd.set_command(account=account, command=fmd.Command("locate", 1795700000000, "c2ln"))
+    db.commit()
+    calls = [fmd.PhoneCall(hash_token(token), blob="open-fix"), fmd.PhoneCall(hash_token(token)),
+             fmd.PhoneCall(hash_token(tokens[1]), blob="owned-fix")]  # fmt: skip
+
+    async def together():
+        return await asyncio.gather(*(writer.submit(call) for call in calls))
+
+    outcomes = asyncio.run(together())
+    assert outcomes == [None, fmd.Command("locate", 1795700000000, "c2ln"), None]
+    db.expire_all()
+    stored = db.execute(select(FmdAccount.username, FmdItem.data).join(FmdItem)).all()
+    assert sorted(stored) == [("nobodys", fmd.stored_location("open-fix")),
+                              ("phone1", fmd.stored_location("owned-fix"))]  # fmt: skip
+    assert db.scalar(select(FmdAccount.command).where(FmdAccount.username == "nobodys")) is None

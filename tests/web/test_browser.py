@@ -596,6 +596,90 @@ def test_fmd_phones_opened_and_commanded_in_a_real_browser(
     page.close()
 
 
+def test_openly_registered_fmd_phones_linked_in_a_real_browser(
+    browser, database_url, engine, smtp_port, tmp_path, sms_gateway, published_policy, mailbox
+):
+    """Open registration: phones registered with no code are linked to an account on the
+    dashboard, the browser logging in to each FMD account (v1 and v2) with its password,
+    which it never sends; each then works as any FMD device."""
+    import json
+
+    import httpx
+    from fmd_api import FmdClient
+
+    from tests.api.test_fmd_v1 import PASSWORD, Phone
+
+    with live_server(
+        database_url=database_url, smtp_port=smtp_port, log_path=tmp_path / "server.log",
+        SMARTPROTECT_SMS_BACKEND="http", SMARTPROTECT_SMS_GATEWAY_URL=sms_gateway.url,
+        SMARTPROTECT_SMS_GATEWAY_TOKEN=SMS_GATEWAY_TOKEN,
+        SMARTPROTECT_FMD_OPEN_REGISTRATION="true",
+    ) as server:  # fmt: skip
+        page, broken = _owner_page(browser, server, mailbox, "link@example.kz", "0107")
+        sent_passwords: list[str] = []
+        secrets = (PASSWORD, "tablet passphrase")
+        page.on("request", lambda r: sent_passwords.extend(
+            p for p in secrets if p in (r.post_data or "") + r.url))  # fmt: skip
+
+        # The FMD app (v1) registers with no registration token, logs in and uploads.
+        phone = Phone()
+        http = httpx.Client(base_url=server.url + "/api/v1", timeout=30)
+        assert http.put("/device", json={
+            "hashedPassword": phone.login_hash, "pubkey": phone.public,
+            "privkey": phone.wrapped, "requestedUsername": "openpixel",
+            "registrationToken": ""}).status_code == 200  # fmt: skip
+        token = http.put(
+            "/requestAccess",
+            json={"IDT": "openpixel", "Data": phone.login_hash, "SessionDurationSeconds": 3600},
+        ).json()["Data"]
+        fix = {"provider": "gps", "lat": 42.87, "lon": 74.59, "accuracy": 9, "date": 1795700000000}
+        http.post("/location", json={"IDT": token, "Data": phone.encrypt(json.dumps(fix).encode())})
+
+        async def tablet_registers():
+            client = FmdClient(server.url)
+            try:
+                await client.register_v2("opentablet", "tablet passphrase", registration_token="")
+            finally:
+                await client.close()
+
+        _run_async(tablet_registers)
+
+        page.goto(f"{server.url}/en/devices")
+        expect(page.locator("#link-fmd")).to_contain_text("the password is not sent to us")
+        page.fill("#f-fmd_id", "openpixel")
+        page.fill("#f-fmd_password", "not the password")
+        page.fill("#f-link_device_name", "Open Pixel")
+        page.get_by_role("button", name="Link the phone").click()
+        expect(page.locator("[data-fmd-link-status]")).to_have_text(
+            "Signing in to this FMD account did not work. Check its ID and password.",
+            timeout=30000)  # fmt: skip
+        page.fill("#f-fmd_password", PASSWORD)
+        page.get_by_role("button", name="Link the phone").click()
+        expect(page.locator("h1")).to_contain_text("Open Pixel", timeout=30000)
+        page.fill("#fmd-password", PASSWORD)
+        page.get_by_role("button", name="Open", exact=True).click()
+        expect(page.locator("[data-fmd-locations]")).to_contain_text("42.87000, 74.59000",
+                                                                     timeout=30000)  # fmt: skip
+        page.get_by_role("button", name="Ring", exact=True).click()
+        expect(page.locator("[data-fmd-status]")).to_contain_text("Sent: ring")
+        assert http.put("/command", json={"IDT": token, "Data": ""}).json()["Data"] == "ring"
+
+        page.goto(f"{server.url}/en/devices")
+        page.fill("#f-fmd_id", "opentablet")
+        page.fill("#f-fmd_password", "tablet passphrase")
+        page.fill("#f-link_device_name", "Open Tablet")
+        page.get_by_role("button", name="Link the phone").click()
+        expect(page.locator("h1")).to_contain_text("Open Tablet", timeout=30000)
+        page.goto(f"{server.url}/en/devices")
+        expect(page.locator("table.devices")).to_contain_text("Open Pixel")
+        expect(page.locator("table.devices")).to_contain_text("Open Tablet")
+        _shot(page, "fmd-phones-linked")
+        assert sent_passwords == [], "an FMD password left the browser"
+        assert broken == []
+        http.close()
+        page.close()
+
+
 def _run_async(work):
     """Run an asyncio client beside Playwright's own event loop (in a thread of its own)."""
     import asyncio

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import Scope
 
 from smartprotect.audit.tags import Tag
+from smartprotect.config import Settings
 from smartprotect.deps import ClockDep, DbSession, KeyringDep, SettingsDep, client_address
 from smartprotect.fmd import push
 from smartprotect.fmd import service as fmd
@@ -60,6 +61,14 @@ def _count(data: dict[str, Any], key: str) -> int:
     return value
 
 
+def open_registration(settings: Settings) -> fmd.OpenRegistration | None:
+    """Whether, and with which token, phones may register accounts of nobody's device."""
+    if not settings.fmd_open_registration:
+        return None
+    token = settings.fmd_open_registration_token
+    return fmd.OpenRegistration(token.get_secret_value() if token is not None else None)
+
+
 def _package(idt: str, data: str) -> JSONResponse:
     return JSONResponse({"IDT": idt, "Data": data})
 
@@ -78,10 +87,10 @@ def version() -> Response:
 
 @router.put("/device")
 async def register(
-    request: Request, db: DbSession, clock: ClockDep, keyring: KeyringDep
+    request: Request, db: DbSession, clock: ClockDep, keyring: KeyringDep, settings: SettingsDep
 ) -> Response:
     """Register the phone, with an enrollment code from its owner's dashboard as the
-    registration token."""
+    registration token (or, if the operator opened registration, as on FMD servers)."""
     data = await _body(request)
     with fmd.throttled(session=db, keyring=keyring, clock=clock, client=client_address(request),
                        name=_text(data, "requestedUsername")):  # fmt: skip
@@ -91,6 +100,7 @@ async def register(
             requested_username=_text(data, "requestedUsername"),
             hashed_password=_text(data, "hashedPassword"),
             public_key=_text(data, "pubkey"), private_key=_text(data, "privkey"),
+            open_registration=open_registration(settings),
         )  # fmt: skip
     return JSONResponse({"DeviceId": account.username})
 
@@ -149,7 +159,8 @@ async def change_password(
     data, account = await _signed_in(request, db, clock)
     fmd.audit_event(session=db, keyring=keyring, clock=clock, account=account,
                     action=Tag.FMD_PASSWORD_CHANGED)  # fmt: skip
-    fmd.change_password(session=db, account=account, client_hash=_text(data, "hashedPassword"),
+    fmd.change_password(session=db, clock=clock, account=account,
+                        client_hash=_text(data, "hashedPassword"),
                         private_key=_text(data, "privkey"))  # fmt: skip
     return _package(_text(data, "IDT"), "true")
 

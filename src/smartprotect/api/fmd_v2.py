@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from smartprotect.api.fmd_v1 import _body, _count, _text
+from smartprotect.api.fmd_v1 import _body, _count, _text, open_registration
 from smartprotect.audit.tags import Tag
 from smartprotect.deps import ClockDep, DbSession, KeyringDep, SettingsDep, client_address
 from smartprotect.fmd import service as fmd
@@ -75,10 +75,11 @@ async def log_in(request: Request, db: DbSession, clock: ClockDep, keyring: Keyr
 
 @router.post("/account/register")
 async def register(
-    request: Request, db: DbSession, clock: ClockDep, keyring: KeyringDep
+    request: Request, db: DbSession, clock: ClockDep, keyring: KeyringDep, settings: SettingsDep
 ) -> Response:
     """Register a v2 account, with an enrollment code from its owner's dashboard as the
-    registration token; the answer is a first access token."""
+    registration token (or, if the operator opened registration, as on FMD servers); the
+    answer is a first access token."""
     data = await _body(request)
     with fmd.throttled(session=db, keyring=keyring, clock=clock, client=client_address(request),
                        name=_text(data, "username")):  # fmt: skip
@@ -89,6 +90,7 @@ async def register(
             password_hash64=_text(data, "passwordHash64"),
             protocol_version=_count(data, "protoVersion"),
             master_key64=_text(data, "encMasterKey64"),
+            open_registration=open_registration(settings),
         )  # fmt: skip
     return _json({"accessToken": fmd.open_session(session=db, clock=clock, account=account)})
 

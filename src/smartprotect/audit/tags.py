@@ -34,6 +34,8 @@ class Tag(enum.StrEnum):
     FMD_COMMAND_RECEIVED = "device:fmd:command"
     FMD_PASSWORD_CHANGED = "device:fmd:password_change"
     FMD_DELETED = "device:fmd:delete"
+    FMD_REGISTERED_OPEN = "device:fmd:register_open"
+    FMD_LINKED = "device:fmd:link"
     COMMAND_ISSUED = "device:command:issue"
     COMMAND_CANCELLED = "device:command:cancel"
     COMMAND_DELIVERED = "device:command:deliver"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -74,6 +74,12 @@ def normalise_code(code: str) -> str:
     return "".join(ch for ch in code.upper() if ch.isalnum())
 
 
+def looks_like_code(text: str) -> bool:
+    """Whether a text has an enrollment code's shape (whatever its case and separators)."""
+    code = normalise_code(text)
+    return len(code) == CODE_LENGTH and all(ch in CODE_ALPHABET for ch in code)
+
+
 def scope_of(device_id: uuid.UUID) -> str:
     return f"device:{device_id}"
 
@@ -126,13 +132,27 @@ def enroll(
         raise NotFound(N_("This enrollment code is unknown, expired or already used."))
     code.used_at = now
     allowed = {c.value for c in request.allowed}
-    capabilities = sorted(c for c in code.capabilities if c in allowed)
+    return add_device(
+        session=session, keyring=keyring, clock=clock, user=user, name=code.device_name,
+        platform=request.platform, agent_version=request.agent_version,
+        capabilities=[c for c in code.capabilities if c in allowed], channel=Channel.APP,
+    )  # fmt: skip
+
+
+def add_device(
+    *, session: Session, keyring: Keyring, clock: Clock, user: User, name: str, platform: str,
+    agent_version: str, capabilities: Collection[str], channel: Channel,
+) -> tuple[Device, str]:  # fmt: skip
+    """A new device of the user permitting these capabilities, each choice recorded as
+    consent (given through `channel`); returns the device and its raw credential."""
+    now = clock.now()
+    capabilities = sorted(set(capabilities))
     raw = new_token(DEVICE_CREDENTIAL_PREFIX)
     device = Device(
         user_id=user.id,
-        name=code.device_name,
-        platform=request.platform,
-        agent_version=request.agent_version,
+        name=name,
+        platform=platform,
+        agent_version=agent_version,
         credential_hash=hash_token(raw),
         capabilities=capabilities,
         enrolled_at=now,
@@ -152,7 +172,7 @@ def enroll(
                     ConsentAction.GRANT if capability.value in capabilities
                     else ConsentAction.WITHDRAW
                 ),
-                policy_document_id=document.id, channel=Channel.APP, actor=actor, clock=clock,
+                policy_document_id=document.id, channel=channel, actor=actor, clock=clock,
                 scope=scope_of(device.id),
             )  # fmt: skip
     audit.record_event(

@@ -24,7 +24,9 @@ class FmdAccount(Model):
 
     __tablename__ = "fmd_accounts"
 
-    device_id: Mapped[uuid.UUID] = mapped_column(
+    # None only under open registration (`Settings.fmd_open_registration`): an account of
+    # no Smart Protect user, until one links it to a device of theirs.
+    device_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("devices.id", ondelete="CASCADE"), unique=True
     )
     # The protocol's "DeviceId"/IDT (v1) or username (v2).
@@ -49,6 +51,9 @@ class FmdAccount(Model):
     failed_logins: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None]
     created_at: Mapped[datetime]
+    # When the client last gave its password hash (registering, logging in, changing it):
+    # an account of no Smart Protect user is kept a year from then (clause 2.4).
+    provided_at: Mapped[datetime]
 
 
 class FmdSession(Model):
@@ -109,5 +114,9 @@ register(Rule(Category.GEOLOCATION, FmdItem, FmdItem.uploaded_at,
 register(Rule(Category.OTHER, FmdItem, FmdItem.uploaded_at,
               lambda ids: FmdItem.account_id.in_(_accounts_of(ids)),
               where=FmdItem.kind.in_([ItemKind.PICTURE, ItemKind.COMMAND])))  # fmt: skip
+# An account of nobody's device (open registration) goes with everything of it a year after
+# its phone last logged in; a device's account lives as long as the device.
+register(Rule(Category.OTHER, FmdAccount, FmdAccount.provided_at, None,
+              where=FmdAccount.device_id.is_(None)))  # fmt: skip
 register(Rule(Category.TECHNICAL, FmdSession, FmdSession.created_at,
               lambda ids: FmdSession.account_id.in_(_accounts_of(ids))))  # fmt: skip

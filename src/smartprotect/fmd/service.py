@@ -1,8 +1,11 @@
 """The FMD server protocol's accounts, sessions, command slot and encrypted items.
 
-An FMD account is always a device of a Smart Protect account: the app registers with an
+An FMD account is a device of a Smart Protect account: the app registers with an
 enrollment code its owner made on the dashboard (as its "registration token"), and the
 device, its capabilities and their consent events come from that code, as for our agent.
+Only if the operator opens registration (`OpenRegistration`) may a phone register an
+account of nobody's, as on a plain FMD server; its user can later link it to a device of
+theirs (`link`).
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from smartprotect.fmd import push
 from smartprotect.fmd.models import FmdAccount, FmdItem, FmdSession, ItemKind
 from smartprotect.i18n import N_
 from smartprotect.privacy.consent import service as consent
-from smartprotect.privacy.consent.models import Purpose
+from smartprotect.privacy.consent.models import Channel, Purpose
 from smartprotect.privacy.keys.master import Keyring
 from smartprotect.security import hash_token, keyed_hash
 
@@ -135,6 +138,23 @@ def throttled(
 
 
 @dataclass(frozen=True)
+class OpenRegistration:
+    """The operator lets phones register accounts of no Smart Protect user: with this
+    registration token, or with any (None) that is not an enrollment code's."""
+
+    token: str | None = None
+
+    def admits(self, registration_token: str) -> bool:
+        # A mistyped or expired enrollment code is refused, never taken for an open
+        # registration: its user meant the phone to be a device of theirs.
+        if devices.looks_like_code(registration_token):
+            return False
+        if self.token is None:
+            return True
+        return hmac.compare_digest(registration_token.encode(), self.token.encode())
+
+
+@dataclass(frozen=True)
 class Command:
     data: str
     unix_time: int
@@ -163,11 +183,13 @@ def register(
     hashed_password: str,
     public_key: str,
     private_key: str,
+    open_registration: OpenRegistration | None = None,
 ) -> FmdAccount:
     """Create a protocol-v1 FMD account (the app's) as a device of the owner of the
-    enrollment code it carries."""
+    enrollment code it carries (or of nobody, if open registration admits its token)."""
     return _create_account(
         session=session, keyring=keyring, clock=clock, registration_token=registration_token,
+        open_registration=open_registration,
         username=requested_username, salt=_salt_of(hashed_password),
         password_hash=server_password_hash(hashed_password), private_key=private_key,
         public_key=public_key, protocol_version=1, master_key=None,
@@ -185,10 +207,11 @@ def register_v2(
     password_hash64: str,
     protocol_version: int,
     master_key64: str,
+    open_registration: OpenRegistration | None = None,
 ) -> FmdAccount:
     """Create a protocol-v2 FMD account as a device of the owner of the enrollment code it
-    carries."""
-    if not registration_token.strip():
+    carries (or of nobody, if open registration admits its token)."""
+    if not registration_token.strip() and open_registration is None:
         raise FmdError(401, "Registration Token not valid")
     if protocol_version != PROTOCOL_V2:
         raise FmdError(400, f"invalid protoVersion: {protocol_version}, expected {PROTOCOL_V2}")
@@ -197,7 +220,8 @@ def register_v2(
     _check_base64(master_key64, "encrypted master key")
     return _create_account(
         session=session, keyring=keyring, clock=clock, registration_token=registration_token,
-        username=username, salt=salt64, password_hash=server_password_hash(client_hash),
+        open_registration=open_registration, username=username, salt=salt64,
+        password_hash=server_password_hash(client_hash),
         private_key="", public_key="", protocol_version=PROTOCOL_V2, master_key=master_key64,
     )  # fmt: skip
 
@@ -216,11 +240,12 @@ def _check_base64(text: str, what: str) -> bytes:
 
 
 def _create_account(
-    *, session: Session, keyring: Keyring, clock: Clock, registration_token: str, username: str,
-    salt: str, password_hash: str, private_key: str, public_key: str, protocol_version: int,
-    master_key: str | None,
+    *, session: Session, keyring: Keyring, clock: Clock, registration_token: str,
+    open_registration: OpenRegistration | None, username: str, salt: str, password_hash: str,
+    private_key: str, public_key: str, protocol_version: int, master_key: str | None,
 ) -> FmdAccount:  # fmt: skip
-    if not registration_token.strip():
+    ownerless = open_registration is not None and open_registration.admits(registration_token)
+    if not ownerless and not registration_token.strip():
         raise FmdError(401, "Registration Token not valid")
     if not username:
         # As FMD's server: a client that asks for no name gets a random one.
@@ -232,21 +257,28 @@ def _create_account(
         raise FmdError(400, "salt is too long")
     if session.scalar(select(FmdAccount.id).where(FmdAccount.username == username)):
         raise FmdError(400, "Failed to create username: the requested username is not available")
-    try:
-        device, _credential = devices.enroll(
-            session=session, keyring=keyring, clock=clock,
-            request=EnrollRequest(code=registration_token, platform=PLATFORM,
-                                  agent_version=f"fmd-v{protocol_version}"),
-        )  # fmt: skip
-    except (SmartProtectError, ValidationError):
-        raise FmdError(401, "Registration Token not valid") from None
+    device_id = None
+    if not ownerless:
+        try:
+            device, _credential = devices.enroll(
+                session=session, keyring=keyring, clock=clock,
+                request=EnrollRequest(code=registration_token, platform=PLATFORM,
+                                      agent_version=f"fmd-v{protocol_version}"),
+            )  # fmt: skip
+        except (SmartProtectError, ValidationError):
+            raise FmdError(401, "Registration Token not valid") from None
+        device_id = device.id
+    now = clock.now()
     account = FmdAccount(
-        device_id=device.id, username=username, protocol_version=protocol_version, salt=salt,
+        device_id=device_id, username=username, protocol_version=protocol_version, salt=salt,
         password_hash=password_hash, private_key=private_key, public_key=public_key,
-        master_key=master_key, failed_logins=0, created_at=clock.now(),
+        master_key=master_key, failed_logins=0, created_at=now, provided_at=now,
     )  # fmt: skip
     session.add(account)
     session.flush()
+    if ownerless:
+        audit_event(session=session, keyring=keyring, clock=clock, account=account,
+                    action=Tag.FMD_REGISTERED_OPEN)  # fmt: skip
     return account
 
 
@@ -260,12 +292,15 @@ def audit_event(
     *, session: Session, keyring: Keyring, clock: Clock, account: FmdAccount, action: Tag,
     details: dict | None = None,
 ) -> None:  # fmt: skip
-    """Record what happened to an FMD phone, for its owner (never a command's parameters)."""
-    owner = session.scalar(select(Device.user_id).where(Device.id == account.device_id))
+    """Record what happened to an FMD phone, for its owner (never a command's parameters).
+    An account of nobody's is named by its pseudonym only."""
+    owner = None
+    if account.device_id is not None:
+        owner = session.scalar(select(Device.user_id).where(Device.id == account.device_id))
+        details = {"device": str(account.device_id), **(details or {})}
     audit.record_event(
         session=session, clock=clock, action=action, actor=_actor(keyring, account),
-        secret=keyring.secret, subject_id=owner,
-        details={"device": str(account.device_id), **(details or {})},
+        secret=keyring.secret, subject_id=owner, details=details or {},
     )  # fmt: skip
 
 
@@ -307,6 +342,7 @@ def log_in(
                     details={"failures": account.failed_logins})  # fmt: skip
         raise FmdError(403, "Access denied")
     account.failed_logins, account.locked_until = 0, None
+    account.provided_at = now
     return open_session(session=session, clock=clock, account=account, seconds=seconds), account
 
 
@@ -334,23 +370,25 @@ def account_for_token(*, session: Session, clock: Clock, token: str) -> FmdAccou
     found = session.execute(
         select(FmdAccount, FmdSession.expires_at, Device.revoked_at)
         .join(FmdSession, FmdSession.account_id == FmdAccount.id)
-        .join(Device, Device.id == FmdAccount.device_id)
+        .outerjoin(Device, Device.id == FmdAccount.device_id)
         .where(FmdSession.token_hash == hash_token(token))
     ).first()
     if found is None or found.expires_at <= clock.now() or found.revoked_at is not None:
         raise FmdError(401, "Access token not valid")
     account = found[0]
-    session.execute(
-        Device.__table__.update().where(Device.id == account.device_id)
-        .values(last_seen_at=clock.now())
-    )  # fmt: skip
+    if account.device_id is not None:
+        session.execute(
+            Device.__table__.update().where(Device.id == account.device_id)
+            .values(last_seen_at=clock.now())
+        )  # fmt: skip
     return account
 
 
 def change_password(
-    *, session: Session, account: FmdAccount, client_hash: str, private_key: str
+    *, session: Session, clock: Clock, account: FmdAccount, client_hash: str, private_key: str
 ) -> None:
     """A new password (and the private key wrapped under it); every session ends."""
+    account.provided_at = clock.now()
     account.salt = _salt_of(client_hash)
     account.password_hash = server_password_hash(client_hash)
     account.private_key = private_key
@@ -371,6 +409,7 @@ def change_password_v2(
     account.salt = salt64
     account.password_hash = server_password_hash(client_hash)
     account.master_key = master_key64
+    account.provided_at = clock.now()
     session.execute(delete(FmdSession).where(FmdSession.account_id == account.id))
     return open_session(session=session, clock=clock, account=account)
 
@@ -406,7 +445,10 @@ class ItemV2:
 
 def may_locate(*, session: Session, account: FmdAccount) -> bool:
     """Whether the owner lets this phone locate itself (and take pictures): its locations and
-    pictures are kept only then, as agents' fixes are."""
+    pictures are kept only then, as agents' fixes are. An account of nobody's device keeps
+    them as FMD servers do: its phone sends them by its user's choice."""
+    if account.device_id is None:
+        return True
     device = session.get(Device, account.device_id)
     return devices.may(session=session, device=device, capability=Capability.LOCATE)
 
@@ -533,12 +575,43 @@ def delete_items(*, session: Session, account: FmdAccount, kind: ItemKind) -> No
     session.execute(delete(FmdItem).where(FmdItem.account_id == account.id, FmdItem.kind == kind))
 
 
-def delete_account(*, session: Session, account: FmdAccount) -> uuid.UUID:
+def delete_account(*, session: Session, account: FmdAccount) -> None:
     """Delete the device with everything of it (its FMD account, sessions and items)."""
-    device = session.get(Device, account.device_id)
-    session.delete(device)
+    session.delete(account if account.device_id is None
+                   else session.get(Device, account.device_id))  # fmt: skip
     session.flush()
-    return account.device_id
+
+
+LINK_FAILED = N_("Signing in to this FMD account did not work. Check its ID and password.")
+
+
+def link(
+    *, session: Session, keyring: Keyring, clock: Clock, user: User, token: str,
+    device_name: str, capabilities: list[Capability],
+) -> Device:  # fmt: skip
+    """Make an account of nobody's (open registration) a device of the user, who proved its
+    password by logging in with it in the browser: the access token that login gave is the
+    proof, and is ended here. The capabilities chosen are recorded as consent."""
+    try:
+        account = account_for_token(session=session, clock=clock, token=token)
+    except FmdError:
+        raise ValidationFailed({"fmd_id": LINK_FAILED}) from None
+    # Under the row's lock: two users linking the same phone at once cannot both have it.
+    session.refresh(account, with_for_update=True)
+    if account.device_id is not None:
+        raise ValidationFailed({"fmd_id": N_(
+            "This FMD account is already a device of a Smart Protect account.")})  # fmt: skip
+    device, _credential = devices.add_device(
+        session=session, keyring=keyring, clock=clock, user=user, name=device_name,
+        platform=PLATFORM, agent_version=f"fmd-v{account.protocol_version}",
+        capabilities=[c.value for c in capabilities], channel=Channel.WEB,
+    )  # fmt: skip
+    account.device_id = device.id
+    close_session(session=session, token=token)
+    session.flush()
+    audit_event(session=session, keyring=keyring, clock=clock, account=account,
+                action=Tag.FMD_LINKED)  # fmt: skip
+    return device
 
 
 # The permission each FMD command needs, as our own commands do: its first word.
@@ -638,7 +711,7 @@ _SIGNED_IN = (
     select(_sessions.token_hash, _sessions.expires_at, _accounts.id, _accounts.device_id,
            _accounts.command, _devices.last_seen_at, _devices.user_id, _devices.capabilities)
     .join(FmdAccount.__table__, _accounts.id == _sessions.account_id)
-    .join(Device.__table__, _devices.id == _accounts.device_id)
+    .outerjoin(Device.__table__, _devices.id == _accounts.device_id)
     .where(_sessions.token_hash.in_(bindparam("hashes", expanding=True)),
            _devices.revoked_at.is_(None))
 )  # fmt: skip
@@ -683,10 +756,12 @@ def serve_many(
         for row in session.execute(_SIGNED_IN, {"hashes": list({c.token_hash for c in calls})})
     }
     # Uploads are kept only while the owner lets the phone locate (as agents' fixes are);
-    # the answer is kept between batches while the access counter stands still.
+    # the answer is kept between batches while the access counter stands still. An account
+    # of nobody's device keeps them (`may_locate`).
     uploading = {
         row.device_id: row for call in calls
         if call.blob is not None and (row := found.get(call.token_hash)) is not None
+        and row.device_id is not None
     }  # fmt: skip
     may_locate: dict[uuid.UUID, bool] = {}
     if uploading:
@@ -715,10 +790,11 @@ def serve_many(
         if row is None or row.expires_at <= now:
             outcomes.append(FmdError(401, "Access token not valid"))
             continue
-        if row.last_seen_at is None or row.last_seen_at <= now - LAST_SEEN_PRECISION:
+        owned = row.device_id is not None
+        if owned and (row.last_seen_at is None or row.last_seen_at <= now - LAST_SEEN_PRECISION):
             seen[row.device_id] = {"device": row.device_id, "seen": now}
         if call.blob is not None:
-            if may_locate[row.device_id]:
+            if not owned or may_locate[row.device_id]:
                 stored.append({"id": time_ordered_id(), "account_id": row.id,
                                "kind": ItemKind.LOCATION, "data": stored_location(call.blob),
                                "uploaded_at": now})  # fmt: skip

@@ -39,6 +39,25 @@ def run_migrations_online() -> None:
 
 
 def _run(connection) -> None:
+    sqlite = connection.dialect.name == "sqlite" and not connection.in_transaction()
+    if sqlite:
+        # Batch mode rebuilds a table by dropping it, and with foreign keys on, dropping a
+        # table deletes the rows referring to it by ON DELETE CASCADE. The pragma works only
+        # outside a transaction, so it is set on the driver's connection before any begins.
+        connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+    try:
+        _migrate(connection)
+    finally:
+        if sqlite:
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
+    if sqlite:
+        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        connection.rollback()
+        if broken:
+            raise RuntimeError(f"the migrations left rows referring to none: {broken[:10]}")
+
+
+def _migrate(connection) -> None:
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(f"SET lock_timeout = {POSTGRES_LOCK_TIMEOUT_MS}")
         connection.exec_driver_sql(f"SET statement_timeout = {POSTGRES_STATEMENT_TIMEOUT_MS}")

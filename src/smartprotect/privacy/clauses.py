@@ -402,6 +402,8 @@ CLAUSES: tuple[Clause, ...] = (
             "test_an_account_is_reminded_then_erased_at_its_year",
             "tests/privacy/retention/test_accounts.py::"
             "test_names_and_phone_are_emptied_a_year_after_they_were_given",
+            "tests/api/test_fmd_open_registration.py::"
+            "test_an_account_of_nobody_is_kept_a_year_after_its_phone_last_logged_in",
             _KEY_DESTROYED,
         ),
         reason=N_(

@@ -85,8 +85,6 @@ EXEMPT: dict[str, str] = {
     "not by age (retention.service.destroy_unheld_records)",
     "job_leases": "which server instance runs a job",
     "access_generation": "one row: a counter of changes to device access, nobody's data",
-    "fmd_accounts": "an FMD phone's protocol account lives as long as its device and goes "
-    "with it; its locations, pictures and sessions are ruled on their own",
 }
 
 

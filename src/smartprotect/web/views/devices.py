@@ -33,6 +33,8 @@ router = APIRouter()
 
 def _dashboard(request, db, settings, keyring, user, *, code=None, values=None, errors=None,
                status_code=200):  # fmt: skip
+    values = {"capabilities": ["locate", "ring", "lock"],
+              "link_capabilities": ["locate", "ring", "lock"]} | (values or {})  # fmt: skip
     rows = []
     for device in devices.devices_of(session=db, user=user):
         latest = devices.locations(session=db, keyring=keyring, device=device, limit=1)
@@ -62,8 +64,10 @@ def _dashboard(request, db, settings, keyring, user, *, code=None, values=None, 
             ),
             "map_tiles": settings.map_tile_url or "",
             "map_attribution": settings.map_attribution,
-            "values": values or {"capabilities": ["locate", "ring", "lock"]},
+            "values": values,
             "errors": errors or {},
+            # Phones registered openly (no code) can be linked to an account here.
+            "fmd_linking": settings.fmd_open_registration,
         },
         status_code=status_code,
     )
@@ -87,15 +91,10 @@ def create_code(
     keyring: KeyringDep,
     user: SignedInUser,
 ) -> Response:
-    chosen = [c.value for c in Capability if checkbox(form, f"capability_{c.value}")]
-    values = {"device_name": form.get("device_name", ""), "capabilities": chosen}
-    try:
-        data = EnrollmentCodeCreate(device_name=form.get("device_name", ""), capabilities=chosen)
-    except ValidationError as exc:
-        return _dashboard(
-            request, db, settings, keyring, user, values=values, errors=field_errors(exc),
-            status_code=422,
-        )  # fmt: skip
+    values, data, errors = _device_choices(form)
+    if errors:
+        return _dashboard(request, db, settings, keyring, user, values=values, errors=errors,
+                          status_code=422)  # fmt: skip
     _code, shown = devices.create_enrollment_code(
         session=db, keyring=keyring, user=user, device_name=data.device_name,
         capabilities=data.capabilities, clock=clock,
@@ -107,6 +106,50 @@ def create_code(
         request, db, settings, keyring, user, code={"code": shown, "command": command},
         values=values, status_code=201,
     )  # fmt: skip
+
+
+def _device_choices(form: dict[str, str], prefix: str = ""):
+    """A new device's name and permissions from a form whose fields start with `prefix`:
+    what to show again, the validated choice (or None), and the errors by field."""
+    chosen = [c.value for c in Capability if checkbox(form, f"{prefix}capability_{c.value}")]
+    name = form.get(f"{prefix}device_name", "")
+    values = {f"{prefix}device_name": name, f"{prefix}capabilities": chosen}
+    try:
+        return values, EnrollmentCodeCreate(device_name=name, capabilities=chosen), {}
+    except ValidationError as exc:
+        return values, None, {prefix + key: message for key, message in field_errors(exc).items()}
+
+
+@router.post("/devices/fmd-links")
+def link_fmd_phone(
+    request: Request,
+    form: CheckedForm,
+    db: DbSession,
+    settings: SettingsDep,
+    clock: ClockDep,
+    keyring: KeyringDep,
+    user: SignedInUser,
+) -> Response:
+    """Link an FMD account registered openly (no enrollment code) as a device of the user;
+    the browser logged in to it with its password and sends only the access token."""
+    values, data, errors = _device_choices(form, prefix="link_")
+    values["fmd_id"] = form.get("fmd_id", "")
+    token = form.get("fmd_token", "")
+    if not token:
+        errors["fmd_id"] = fmd_service.LINK_FAILED
+    if not errors:
+        try:
+            device = fmd_service.link(
+                session=db, keyring=keyring, clock=clock, user=user, token=token,
+                device_name=data.device_name, capabilities=data.capabilities,
+            )  # fmt: skip
+        except ValidationFailed as exc:
+            rollback_unless_kept(db, exc)
+            errors = exc.errors
+        else:
+            return redirect(request, f"/devices/{device.id}")
+    return _dashboard(request, db, settings, keyring, user, values=values, errors=errors,
+                      status_code=422)  # fmt: skip
 
 
 def _device_context(db, keyring, device) -> dict:

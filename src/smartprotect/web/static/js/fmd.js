@@ -295,8 +295,57 @@
     });
   }
 
+  // An access token to the phone's FMD account, logged in to as FMD clients do (v1 with the
+  // app's Argon2id string, v2 with K_auth); null if the ID or password is wrong. The token
+  // proves the password to the site, which never sees it.
+  async function logIn(id, password) {
+    var found = await fetch("/api/v2/account/" + encodeURIComponent(id) + "/salt");
+    if (!found.ok) { return null; }
+    var account = await found.json();
+    var salt = fromBase64(account.salt64);
+    var response;
+    if (account.protoVersion === 2) {
+      var user = new Uint8Array(await subtle.digest("SHA-256", text(id)));
+      var passwordKey = await argon2(concat(text("fmd_v2_password"), user, text(password)), salt);
+      var auth = await hkdf(passwordKey, concat(text("fmd_v2_auth"), user));
+      response = await fetch("/api/v2/account/login", {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ username: id, passwordHash64: toBase64(auth), sessionDurationSeconds: 60 })
+      });
+      return response.ok ? (await response.json()).accessToken : null;
+    }
+    var hashed = await window.hashwasm.argon2id({
+      password: "context:loginAuthentication" + password, salt: salt, parallelism: 4,
+      iterations: 1, memorySize: 131072, hashLength: 32, outputType: "encoded"
+    });
+    response = await fetch("/api/v1/requestAccess", {
+      method: "PUT", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ IDT: id, Data: hashed, SessionDurationSeconds: 60 })
+    });
+    return response.ok ? (await response.json()).Data : null;
+  }
+
+  function setUpLink(form) {
+    var status = form.querySelector("[data-fmd-link-status]");
+    form.addEventListener("submit", async function (event) {
+      event.preventDefault();
+      status.textContent = form.dataset.msgWorking;
+      var token;
+      try {
+        token = await logIn(form.elements.fmd_id.value.trim(), form.querySelector("input[type=password]").value);
+      } catch (error) {
+        status.textContent = form.dataset.msgFailed;
+        return;
+      }
+      if (!token) { status.textContent = form.dataset.msgWrong; return; }
+      form.elements.fmd_token.value = token;
+      form.submit();
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("[data-fmd]").forEach(setUp);
     document.querySelectorAll("[data-fmd-row]").forEach(setUpRow);
+    document.querySelectorAll("[data-fmd-link]").forEach(setUpLink);
   });
 })();
