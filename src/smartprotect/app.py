@@ -21,7 +21,8 @@ from starlette.types import ASGIApp
 from smartprotect import __version__
 from smartprotect.api import fmd_v1, fmd_v2
 from smartprotect.api.fast_path import FastPath
-from smartprotect.api.v1.agent import answer_check_in, check_in
+from smartprotect.api.openapi import complete as complete_openapi
+from smartprotect.api.v1.agent import CHECK_IN_PATH, answer_check_in, check_in
 from smartprotect.clock import Clock, SystemClock
 from smartprotect.commands.notify import QUEUED_FLAG as COMMAND_QUEUED
 from smartprotect.commands.notify import Notifier
@@ -70,7 +71,6 @@ _HTTP_MESSAGES = {
 
 log = logging.getLogger(__name__)
 
-CHECK_IN_PATH = "/api/v1/agent/check-in"
 # No request needs more (a check-in of 100 fixes is ~20 KB); larger ones get 413.
 MAX_BODY_BYTES = 1024 * 1024
 # PostgreSQL connections for the long-polls' short transactions (each a few milliseconds).
@@ -89,6 +89,11 @@ class Application(FastAPI):
         return FastPath(
             super().build_middleware_stack(), routes=self.fast_routes, headers=self.fast_headers
         )
+
+    def openapi(self) -> dict:
+        if self.openapi_schema is None:
+            self.openapi_schema = complete_openapi(super().openapi())
+        return self.openapi_schema
 
 
 def create_app(

@@ -8,6 +8,7 @@ from datetime import datetime
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
 from smartprotect.accounts.schemas import TextInput
+from smartprotect.commands.schemas import SignedCommand
 from smartprotect.devices.models import Capability, LocationMethod
 from smartprotect.i18n import N_
 from smartprotect.validation import invalid
@@ -72,10 +73,14 @@ class CheckIn(TextInput):
 
 
 class CheckInResponse(BaseModel):
+    # When to check in next: rarely to spare the battery, often in lost mode.
     check_in_after_seconds: int
+    # How many of the fixes were kept (none unless locating is permitted).
     locations_stored: int
+    # Whether the accounts were kept (only if reporting them is permitted).
     accounts_stored: bool
-    commands: list[dict] = Field(default_factory=list)
+    # Commands waiting for the device, each now delivered.
+    commands: list[SignedCommand] = Field(default_factory=list)
 
 
 class LocationRead(BaseModel):

@@ -20,6 +20,7 @@ from starlette.types import Scope
 
 from smartprotect.commands import service as commands
 from smartprotect.commands.models import State
+from smartprotect.commands.schemas import SignedCommand
 from smartprotect.db import KEYRING
 from smartprotect.deps import (
     DEVICE_CREDENTIAL_MISSING,
@@ -40,6 +41,7 @@ from smartprotect.security import hash_token
 from smartprotect.signing import public_text
 
 router = APIRouter(prefix="/agent", tags=["agent"])
+CHECK_IN_PATH = "/api/v1/agent/check-in"
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -170,7 +172,7 @@ JITTER = 0.1
 
 
 class PollResponse(BaseModel):
-    commands: list[dict]
+    commands: list[SignedCommand]
     # "immediate": already waiting; "notification": woken by a new command; "timeout".
     woken_by: Literal["immediate", "notification", "timeout"]
 
