@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from smartprotect.audit.models import AuditEvent
 from smartprotect.audit.tags import Tag
 from smartprotect.devices.models import Device
+from smartprotect.fmd import service as fmd
 from smartprotect.fmd.models import FmdAccount, FmdItem
 from smartprotect.mail.links import Links
 from smartprotect.privacy.retention.job import run_retention
@@ -107,18 +108,35 @@ def test_a_mistyped_or_used_enrollment_code_is_still_refused(client, db, phone, 
     code = _code(db, keyring, clock, owner)
     assert _register(client, phone, code, username="first").status_code == 200
     # Its user meant the phone to be theirs: never an account of nobody instead.
-    for token in (code, "ABCD-EFGH-JKMN", "abcdefghjkmn"):
+    for token in (
+        code,
+        "ABCD-EFGH-JKMN",
+        "abcdefghjkmn",
+        "ABCD-EFGH-JKM",
+        "ABCDEFGHJKMNP",
+        "ABCD EFGH JKM0",
+        code.replace("-", "")[:-1] + "O",
+    ):
         assert _register(client, phone, token, username="second").status_code == 401
     assert _count(db, FmdAccount) == 1
 
 
-@pytest.mark.parametrize("operator_token", [OPERATOR_TOKEN])
-def test_with_an_operators_token_only_that_token_opens_registration(client, db, phone):
-    for token in ("", "another-token", OPERATOR_TOKEN + "x"):
+@pytest.mark.parametrize("operator_token", [OPERATOR_TOKEN, "OPEN-FMD-2026"])
+def test_with_an_operators_token_only_that_token_opens_registration(client, db, phone,
+                                                                     operator_token):  # fmt: skip
+    for token in ("", "another-token", operator_token + "x"):
         assert _register(client, phone, token, username="open").status_code == 401
     assert _count(db, FmdAccount) == 0
-    assert _register(client, phone, OPERATOR_TOKEN, username="open").status_code == 200
+    assert _register(client, phone, operator_token, username="open").status_code == 200
     assert db.scalar(select(FmdAccount.device_id)) is None
+
+
+def test_one_client_cannot_register_accounts_without_end(client, db, phone):
+    for n in range(fmd.MAX_FAILURES_PER_CLIENT):
+        assert _register(client, phone, "", username=f"open{n}").status_code == 200
+    refused = _register(client, phone, "", username="onemore")
+    assert refused.status_code == 429 and refused.headers["Retry-After"]
+    assert _count(db, FmdAccount) == fmd.MAX_FAILURES_PER_CLIENT
 
 
 def test_a_v2_client_registers_openly_and_stores_items(client, db, keys):

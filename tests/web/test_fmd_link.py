@@ -3,6 +3,8 @@ browser logs in to its FMD account and sends only the access token, proof of the
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import func, select
 
@@ -10,6 +12,7 @@ from smartprotect.audit.models import AuditEvent
 from smartprotect.audit.tags import Tag
 from smartprotect.devices import service as devices
 from smartprotect.devices.models import Device
+from smartprotect.fmd import service as fmd
 from smartprotect.fmd.models import FmdAccount, FmdSession
 from smartprotect.privacy.consent.models import Channel, ConsentEvent
 from tests.api.test_fmd_v1 import Phone
@@ -92,6 +95,16 @@ def test_a_wrong_token_a_linked_phone_or_a_bad_name_is_refused_and_changes_nothi
     assert refused.status_code == 422
     assert "already a device of a Smart Protect account" in refused.text
     assert db.scalar(select(func.count()).select_from(Device)) == 1
+
+
+def test_only_a_fresh_login_proves_the_password(signed_in, phone, db, clock):
+    # The phone's own token (a login it made earlier) is no proof the user knows it.
+    token = _open_phone(signed_in, phone)
+    clock.advance(fmd.LINK_PROOF_WINDOW + timedelta(seconds=1))
+    refused = _link(signed_in, token)
+    assert refused.status_code == 422 and "did not work" in refused.text
+    assert db.scalar(select(func.count()).select_from(Device)) == 0
+    assert _link(signed_in, _log_in(signed_in, phone)).status_code == 303
 
 
 @pytest.mark.parametrize("open_registration", [False])

@@ -93,7 +93,7 @@ async def register(
     registration token (or, if the operator opened registration, as on FMD servers)."""
     data = await _body(request)
     with fmd.throttled(session=db, keyring=keyring, clock=clock, client=client_address(request),
-                       name=_text(data, "requestedUsername")):  # fmt: skip
+                       name=_text(data, "requestedUsername")) as count:  # fmt: skip
         account = fmd.register(
             session=db, keyring=keyring, clock=clock,
             registration_token=_text(data, "registrationToken"),
@@ -102,6 +102,8 @@ async def register(
             public_key=_text(data, "pubkey"), private_key=_text(data, "privkey"),
             open_registration=open_registration(settings),
         )  # fmt: skip
+        if account.device_id is None:
+            count()  # an account of nobody's: counted, so one client cannot make many
     return JSONResponse({"DeviceId": account.username})
 
 

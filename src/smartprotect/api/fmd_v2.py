@@ -82,7 +82,7 @@ async def register(
     answer is a first access token."""
     data = await _body(request)
     with fmd.throttled(session=db, keyring=keyring, clock=clock, client=client_address(request),
-                       name=_text(data, "username")):  # fmt: skip
+                       name=_text(data, "username")) as count:  # fmt: skip
         account = fmd.register_v2(
             session=db, keyring=keyring, clock=clock,
             registration_token=_text(data, "registrationToken"),
@@ -92,6 +92,8 @@ async def register(
             master_key64=_text(data, "encMasterKey64"),
             open_registration=open_registration(settings),
         )  # fmt: skip
+        if account.device_id is None:
+            count()  # an account of nobody's: counted, so one client cannot make many
     return _json({"accessToken": fmd.open_session(session=db, clock=clock, account=account)})
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import uuid
 from collections.abc import Collection, Sequence
@@ -74,10 +75,18 @@ def normalise_code(code: str) -> str:
     return "".join(ch for ch in code.upper() if ch.isalnum())
 
 
+# A text this close to a code's shape is taken for one, mistyped if it is not one.
+CODE_LIKE = re.compile(r"^[A-Za-z0-9\s-]+$")
+CODE_LENGTH_SLACK = 2
+
+
 def looks_like_code(text: str) -> bool:
-    """Whether a text has an enrollment code's shape (whatever its case and separators)."""
-    code = normalise_code(text)
-    return len(code) == CODE_LENGTH and all(ch in CODE_ALPHABET for ch in code)
+    """Whether a text may be an enrollment code, mistyped or not: letters and digits (any,
+    even those codes never hold), grouped by dashes or spaces or not, a character or two
+    more or fewer."""
+    if not CODE_LIKE.match(text):
+        return False
+    return abs(len(normalise_code(text)) - CODE_LENGTH) <= CODE_LENGTH_SLACK
 
 
 def scope_of(device_id: uuid.UUID) -> str:

@@ -17,7 +17,7 @@ import json
 import re
 import secrets
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -106,8 +106,9 @@ COUNTED = {401, 403, 404, 423}
 @contextmanager
 def throttled(
     *, session: Session, keyring: Keyring, clock: Clock, client: str, name: str
-) -> Iterator[None]:
-    """Refuse a client that failed too often; count this attempt if it is refused."""
+) -> Iterator[Callable[[], None]]:
+    """Refuse a client that failed too often; count this attempt if it is refused, or if
+    the caller counts it (it yields the counting function: an open registration counts)."""
     now = clock.now()
     client_key = keyed_hash(secret=keyring.secret, purpose="login-client", value=client)
     if session.get_bind().dialect.name == "postgresql":
@@ -125,15 +126,19 @@ def throttled(
     if failures >= MAX_FAILURES_PER_CLIENT:
         seconds = int(LOGIN_THROTTLE_WINDOW.total_seconds())
         raise FmdError(429, "Too many failed attempts, try again later", retry_after=seconds)
+
+    def count() -> None:
+        session.add(LoginAttempt(
+            account_key=keyed_hash(secret=keyring.secret, purpose="fmd-account", value=name),
+            client_key=client_key, attempted_at=now,
+        ))  # fmt: skip
+        session.flush()
+
     try:
-        yield
+        yield count
     except FmdError as exc:
         if exc.status_code in COUNTED:
-            session.add(LoginAttempt(
-                account_key=keyed_hash(secret=keyring.secret, purpose="fmd-account", value=name),
-                client_key=client_key, attempted_at=now,
-            ))  # fmt: skip
-            session.flush()
+            count()
         raise
 
 
@@ -145,13 +150,11 @@ class OpenRegistration:
     token: str | None = None
 
     def admits(self, registration_token: str) -> bool:
-        # A mistyped or expired enrollment code is refused, never taken for an open
-        # registration: its user meant the phone to be a device of theirs.
-        if devices.looks_like_code(registration_token):
-            return False
-        if self.token is None:
-            return True
-        return hmac.compare_digest(registration_token.encode(), self.token.encode())
+        if self.token is not None:
+            return hmac.compare_digest(registration_token.encode(), self.token.encode())
+        # What may be a mistyped or expired enrollment code is refused, never taken for an
+        # open registration: its user meant the phone to be a device of theirs.
+        return not devices.looks_like_code(registration_token)
 
 
 @dataclass(frozen=True)
@@ -577,11 +580,15 @@ def delete_items(*, session: Session, account: FmdAccount, kind: ItemKind) -> No
 
 def delete_account(*, session: Session, account: FmdAccount) -> None:
     """Delete the device with everything of it (its FMD account, sessions and items)."""
+    # Under the row's lock: an account being linked meanwhile is deleted with its new device.
+    session.refresh(account, with_for_update=True)
     session.delete(account if account.device_id is None
                    else session.get(Device, account.device_id))  # fmt: skip
     session.flush()
 
 
+# How fresh the login proving the FMD password must be (the browser logs in just before).
+LINK_PROOF_WINDOW = timedelta(minutes=2)
 LINK_FAILED = N_("Signing in to this FMD account did not work. Check its ID and password.")
 
 
@@ -596,6 +603,11 @@ def link(
         account = account_for_token(session=session, clock=clock, token=token)
     except FmdError:
         raise ValidationFailed({"fmd_id": LINK_FAILED}) from None
+    opened = session.scalar(select(FmdSession.created_at)
+                            .where(FmdSession.token_hash == hash_token(token)))  # fmt: skip
+    if opened < clock.now() - LINK_PROOF_WINDOW:
+        # Not a login just made in the browser (a phone's own week-long token, say).
+        raise ValidationFailed({"fmd_id": LINK_FAILED})
     # Under the row's lock: two users linking the same phone at once cannot both have it.
     session.refresh(account, with_for_update=True)
     if account.device_id is not None:
@@ -609,8 +621,11 @@ def link(
     account.device_id = device.id
     close_session(session=session, token=token)
     session.flush()
-    audit_event(session=session, keyring=keyring, clock=clock, account=account,
-                action=Tag.FMD_LINKED)  # fmt: skip
+    audit.record_event(
+        session=session, clock=clock, action=Tag.FMD_LINKED,
+        actor=audit.user_actor(secret=keyring.secret, user_id=user.id), secret=keyring.secret,
+        subject_id=user.id, details={"device": str(device.id)},
+    )  # fmt: skip
     return device
 
 

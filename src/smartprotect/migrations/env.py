@@ -39,22 +39,27 @@ def run_migrations_online() -> None:
 
 
 def _run(connection) -> None:
-    sqlite = connection.dialect.name == "sqlite" and not connection.in_transaction()
-    if sqlite:
-        # Batch mode rebuilds a table by dropping it, and with foreign keys on, dropping a
-        # table deletes the rows referring to it by ON DELETE CASCADE. The pragma works only
-        # outside a transaction, so it is set on the driver's connection before any begins.
-        connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+    if connection.dialect.name != "sqlite":
+        _migrate(connection)
+        return
+    # Batch mode rebuilds a table by dropping it, and with foreign keys on, dropping a table
+    # deletes the rows referring to it by ON DELETE CASCADE: they are off meanwhile, and
+    # checked afterwards. The pragma is ignored inside a transaction, so it is set on the
+    # driver's connection before any begins.
+    if connection.in_transaction():
+        raise RuntimeError("SQLite migrations need a connection with no transaction begun")
+    driver = connection.connection.driver_connection
+    driver.execute("PRAGMA foreign_keys=OFF")
     try:
         _migrate(connection)
+        broken = driver.execute("PRAGMA foreign_key_check").fetchall()
     finally:
-        if sqlite:
-            connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
-    if sqlite:
-        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        # A failed migration's transaction is ended first, or the pragma would be ignored
+        # and the connection go back to the pool with foreign keys off.
         connection.rollback()
-        if broken:
-            raise RuntimeError(f"the migrations left rows referring to none: {broken[:10]}")
+        driver.execute("PRAGMA foreign_keys=ON")
+    if broken:
+        raise RuntimeError(f"the migrations left rows referring to none: {broken[:10]}")
 
 
 def _migrate(connection) -> None:
