@@ -59,6 +59,7 @@ def test_a_good_check_in(client, credential, clock, db):
         {"battery_percent": 140},
         {"locations": "here"},
         {"accounts": ["x" * 65]},
+        {"accounts": ["alice\u0001"]},
     ],
 )
 def test_malformed_check_ins_are_refused(client, credential, clock, db, body):

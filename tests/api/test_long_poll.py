@@ -112,3 +112,27 @@ def test_two_server_processes_share_commands(
         thread.join(timeout=60)
     assert [c["kind"] for c in answer["commands"]] == ["ring"]
     assert answer["woken_by"] == ("notification" if postgres else "timeout")
+
+
+def test_marking_a_device_lost_wakes_it_to_check_in_at_once(
+    app, session_factory, clock, keyring, published_policy
+):
+    from smartprotect.devices.models import Device
+
+    user_id, device_id, credential = _device(session_factory, clock, keyring, published_policy)
+    headers = {"Authorization": f"Bearer {credential}"}
+    with TestClient(app, base_url="https://testserver") as client:
+        thread, answer = _poll_in_background(
+            lambda: client.get("/api/v1/agent/commands?wait=30", headers=headers)
+        )
+        while app.state.notifier.connected_devices == 0:
+            threading.Event().wait(0.01)
+        with session_factory() as session:
+            devices.set_lost(session=session, keyring=keyring, user=session.get(User, user_id),
+                             device=session.get(Device, device_id), lost=True,
+                             clock=clock)  # fmt: skip
+            session.commit()
+            app.state.after_commit(session)
+        thread.join(timeout=60)
+    # Nothing to run: the agent takes this as the cue to check in now, and learns it is lost.
+    assert answer == {"commands": [], "woken_by": "notification"}

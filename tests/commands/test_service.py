@@ -13,10 +13,10 @@ from smartprotect.accounts.models import User
 from smartprotect.accounts.service import create_user
 from smartprotect.audit.models import AuditEvent
 from smartprotect.commands import service as commands
-from smartprotect.commands.models import Kind, State
+from smartprotect.commands.models import REDELIVER_AFTER, Kind, State
 from smartprotect.devices import service as devices
 from smartprotect.devices.models import Capability
-from smartprotect.devices.schemas import EnrollRequest
+from smartprotect.devices.schemas import CheckIn, EnrollRequest
 from smartprotect.errors import Conflict, PermissionDenied, ValidationFailed
 from smartprotect.mail.links import Links
 from smartprotect.security import hash_password
@@ -201,3 +201,67 @@ def test_unpermitted_and_other_users_commands_are_refused(db, clock, keyring, ow
     with pytest.raises(PermissionDenied):
         _issue(db, keyring, owner, device, clock, Kind.WIPE, password=PASSWORD,
                confirm_name="Laptop")  # fmt: skip
+
+
+def test_a_delivered_command_without_a_report_is_handed_out_again(
+    db, clock, keyring, owner, device, key
+):
+    wipe = _issue(db, keyring, owner, device, clock, Kind.WIPE, password=PASSWORD,
+                  confirm_name="Laptop")  # fmt: skip
+
+    def deliver():
+        return commands.deliver(session=db, keyring=keyring, device=device, key=key, clock=clock,
+                                links=LINKS)  # fmt: skip
+
+    first = deliver()
+    assert [c["command_id"] for c in first] == [str(wipe.id)]
+    clock.advance(REDELIVER_AFTER - timedelta(seconds=1))
+    assert deliver() == []  # not at every poll: the device may be running it right now
+    clock.advance(timedelta(seconds=1))
+    # The answer that carried it may have been lost: the same signed command again (the
+    # device runs a command id once only), still delivered, not cancellable.
+    again = deliver()
+    assert again == first and wipe.state is State.DELIVERED
+    assert wipe.delivered_at == clock.now() - REDELIVER_AFTER
+    with pytest.raises(Conflict):
+        commands.cancel(session=db, keyring=keyring, user=owner, command=wipe, clock=clock)
+    delivered = db.scalars(select(AuditEvent.details).where(
+        AuditEvent.action == "device:command:deliver").order_by(AuditEvent.seq)).all()  # fmt: skip
+    assert [d.get("again") for d in delivered] == [None, True]
+    # Once the device reports, it is not handed out again.
+    _report(db, keyring, device, wipe.id, State.RUNNING, {"committed": True}, clock)
+    clock.advance(REDELIVER_AFTER * 2)
+    assert deliver() == []
+
+
+def test_a_check_in_picks_up_a_command_to_hand_out_again(db, clock, keyring, owner, device, key):
+    ring = _issue(db, keyring, owner, device, clock, Kind.RING)
+    commands.deliver(session=db, keyring=keyring, device=device, key=key, clock=clock,
+                     links=LINKS)  # fmt: skip
+    report = devices.Report(credential_hash=device.credential_hash, report=CheckIn())
+
+    def follow_up() -> bool:
+        [outcome] = devices.check_in_many(session=db, keyring=keyring, reports=[report],
+                                          clock=clock)  # fmt: skip
+        return outcome.needs_follow_up
+
+    assert not follow_up()
+    clock.advance(REDELIVER_AFTER)
+    assert follow_up()
+    _report(db, keyring, device, ring.id, State.SUCCEEDED, {"ok": True}, clock)
+    clock.advance(REDELIVER_AFTER)
+    assert not follow_up()
+
+
+def test_the_history_shows_and_audits_commands_that_ran_out_of_time(
+    db, clock, keyring, owner, device
+):
+    ring = _issue(db, keyring, owner, device, clock, Kind.RING)
+    clock.advance(commands.COMMAND_TTL)
+    # The device never came back; the owner still sees the command end.
+    [shown] = commands.history(session=db, keyring=keyring, device=device, clock=clock)
+    assert shown.id == ring.id and shown.state is State.EXPIRED
+    assert shown.finished_at == clock.now()
+    event = db.scalars(select(AuditEvent).where(AuditEvent.action == "device:command:state")
+                       .order_by(AuditEvent.seq.desc())).first()  # fmt: skip
+    assert event.details["state"] == "expired" and event.actor == "server"

@@ -11,6 +11,10 @@ from smartprotect.agent.constants import HTTP_TIMEOUT_SECONDS
 class ServerRefused(RuntimeError):
     """The server answered with an error that retrying will not fix."""
 
+    def __init__(self, message: str, *, status_code: int) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
 
 def _raise_for_problem(response: httpx.Response) -> None:
     if response.is_success:
@@ -23,7 +27,7 @@ def _raise_for_problem(response: httpx.Response) -> None:
         detail, errors = response.text[:200], None
     message = f"{response.status_code}: {detail}" + (f" {errors}" if errors else "")
     if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
-        raise ServerRefused(message)
+        raise ServerRefused(message, status_code=response.status_code)
     raise httpx.HTTPStatusError(message, request=response.request, response=response)
 
 

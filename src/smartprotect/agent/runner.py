@@ -24,13 +24,16 @@ from smartprotect.agent.constants import (
     MAX_EXECUTED_REMEMBERED,
     RESULTS_FILE,
 )
+from smartprotect.agent.files import write_private
 from smartprotect.agent.providers import LocationProvider
 from smartprotect.agent.providers.fixed import FixedLocation
 from smartprotect.agent.providers.gpsd import GpsdProvider
 from smartprotect.agent.providers.replay import ReplayProvider
-from smartprotect.agent.state import AgentState, load, write_private
+from smartprotect.agent.state import AgentState, load
 
 log = logging.getLogger(__name__)
+# The status of a check-in the server refused as invalid (its fixes, usually).
+INVALID_INPUT = 422
 
 
 def battery_percent() -> int | None:
@@ -78,6 +81,8 @@ class Agent:
         self.directory = directory
         self.state, self.credential = load(directory)
         self.provider = provider_for(self.state)
+        # Whether the last check-in carried a fix taken for it (a locate's answer).
+        self._fix_sent = False
 
     # Fixes that could not be sent survive restarts in the state directory.
     def _buffer(self) -> list[dict]:
@@ -119,9 +124,10 @@ class Agent:
             results.pop(0)
             write_private(self.directory / RESULTS_FILE, json.dumps(results))
 
-    def _obey(self, commands: list[dict]) -> bool:
-        """Run the commands that pass verification; returns whether a fix was asked for."""
-        located = False
+    def _obey(self, commands: list[dict]) -> list[str]:
+        """Run the commands that pass verification; returns the ids of those asking for a
+        fix (`_answer_locates` sends one)."""
+        locates = []
         for command in commands:
             try:
                 payload = verify.check(
@@ -133,11 +139,13 @@ class Agent:
                 log.warning("refused a command: %s", exc)
                 continue
             command_id, kind, params = payload["command_id"], payload["kind"], payload["params"]
+            if kind == "wipe":
+                self._wipe(command_id)
+                continue
             # Remembered before running: a command is never run twice, even after a crash.
             self._remember(command_id)
             if kind == "locate":
-                located = True
-                self._queue_result(command_id, "succeeded", {"fix_sent": True})
+                locates.append(command_id)
             elif kind == "ring":
                 outcome = system.ring(self.state.ring_command, self.directory)
                 self._queue_result(command_id, _state(outcome), outcome)
@@ -150,15 +158,28 @@ class Agent:
             elif kind == "unlock":
                 outcome = system.run(self.state.unlock_command)
                 self._queue_result(command_id, _state(outcome), outcome)
-            elif kind == "wipe":
-                self._wipe(command_id)
-        return located
+        return locates
+
+    def _answer_locates(self, locates: list[str]) -> dict:
+        """Check in at once with a fresh fix for these locate commands, report whether one
+        was sent, and run what that check-in brings; returns its answer."""
+        answer = self._check_in()
+        locates = [*locates, *self._obey(answer.get("commands", []))]
+        # A locate in the new answer is answered by the fix just sent, the newest there is.
+        for command_id in locates:
+            self._queue_result(command_id, "succeeded" if self._fix_sent else "failed",
+                               {"fix_sent": self._fix_sent})  # fmt: skip
+        return answer
 
     def _wipe(self, command_id: str) -> None:
         if "wipe" not in self.state.capabilities or not self.state.wipe_paths:
+            self._remember(command_id)
             self._queue_result(command_id, "failed", {"error": "wipe not allowed here"})
             return
+        # The decision is recorded first, then the id: a crash between them still ends
+        # with the wipe finished after the restart (`_finish_wipe`), never forgotten.
         wipe.commit(self.directory, command_id, self.state.wipe_paths)
+        self._remember(command_id)
         self._queue_result(command_id, "running", {"committed": True})
         self._send_results_quietly()
         self._finish_wipe()
@@ -167,6 +188,8 @@ class Agent:
         journal = wipe.pending(self.directory)
         if journal is None:
             return
+        if journal["command_id"] not in self._executed():
+            self._remember(journal["command_id"])
         summary = wipe.execute(self.directory, journal["paths"])
         self._queue_result(journal["command_id"], "succeeded", summary)
 
@@ -182,19 +205,20 @@ class Agent:
         self._finish_wipe()  # a wipe interrupted by a restart goes on first
         self._send_results_quietly()
         answer = self._check_in()
-        if self._obey(answer.get("commands", [])):
-            answer = self._check_in()
-            self._obey(answer.get("commands", []))
+        if locates := self._obey(answer.get("commands", [])):
+            answer = self._answer_locates(locates)
         self._send_results()
         return answer
 
     def _check_in(self) -> dict:
         pending = self._buffer()
+        self._fix_sent = False
         if self.provider is not None and "locate" in self.state.capabilities:
             fix = self.provider.current()
             if fix is not None:
                 pending.append(fix.as_json())
                 self._save_buffer(pending)
+                self._fix_sent = True
         report: dict = {
             "agent_version": __version__,
             "battery_percent": battery_percent(),
@@ -202,9 +226,23 @@ class Agent:
         }
         if "report_accounts" in self.state.capabilities:
             report["accounts"] = local_accounts()
-        answer = client.check_in(
-            server=self.state.server, credential=self.credential, report=report
-        )
+        try:
+            answer = client.check_in(
+                server=self.state.server, credential=self.credential, report=report
+            )
+        except client.ServerRefused as exc:
+            if exc.status_code != INVALID_INPUT or not report["locations"]:
+                raise
+            # Fixes the server will never take (from a clock far ahead, say) are dropped,
+            # not sent again forever; the check-in goes on without them.
+            log.warning("the server refused %d fixes, dropped: %s", len(report["locations"]), exc)
+            self._save_buffer(pending[FIXES_PER_CHECK_IN:])
+            self._fix_sent = False
+            answer = client.check_in(
+                server=self.state.server, credential=self.credential,
+                report={**report, "locations": []},
+            )  # fmt: skip
+            return answer
         self._save_buffer(pending[FIXES_PER_CHECK_IN:])
         return answer
 
@@ -235,6 +273,9 @@ class Agent:
                 server=self.state.server, credential=self.credential,
                 wait=min(remaining, LONG_POLL_SECONDS),
             )  # fmt: skip
-            if self._obey(answer.get("commands", [])):
-                self._check_in()
+            commands = answer.get("commands", [])
+            if not commands and answer.get("woken_by") == "notification":
+                return  # woken with nothing to run (marked lost or found): check in now
+            if locates := self._obey(commands):
+                self._answer_locates(locates)
             self._send_results_quietly()

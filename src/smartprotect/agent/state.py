@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -13,12 +12,8 @@ from smartprotect.agent.actions.system import (
     DEFAULT_RING_COMMAND,
     DEFAULT_UNLOCK_COMMAND,
 )
-from smartprotect.agent.constants import (
-    CREDENTIAL_FILE,
-    PRIVATE_DIR_MODE,
-    PRIVATE_FILE_MODE,
-    STATE_FILE,
-)
+from smartprotect.agent.constants import CREDENTIAL_FILE, STATE_FILE
+from smartprotect.agent.files import write_private
 
 
 class NotEnrolled(RuntimeError):
@@ -47,22 +42,6 @@ def default_state_dir() -> Path:
         return Path("/var/lib/smartprotect-agent")
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "smartprotect-agent"
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write a file atomically, readable and writable by its owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(descriptor, PRIVATE_FILE_MODE)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def save(directory: Path, state: AgentState, credential: str | None = None) -> None:

@@ -14,7 +14,8 @@ SIGNED_FIELDS = ("device_id", "command_id", "kind", "params", "expires_at")
 
 
 class Rejected(Exception):
-    """A command the agent refuses to run; the reason is reported, nothing is done."""
+    """A command the agent refuses to run: the reason is logged, nothing is done (a server
+    that sends it again gets the same refusal)."""
 
 
 def canonical(payload: dict) -> bytes:

@@ -29,7 +29,6 @@ DEVICE_ERRORS: dict[tuple[str, str], dict[int, str]] = {
     },
     ("post", CHECK_IN_PATH): {
         401: "No credential, or one that is unknown or revoked (a wiped device's is revoked).",
-        413: "The body is larger than 1 MiB.",
         422: "Malformed JSON, coordinates out of range, a fix time-stamped in the future, "
         "too many fixes or accounts.",
     },
@@ -123,6 +122,11 @@ def _check_in_operation() -> dict[str, Any]:
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CheckIn"}}},
         },
         "responses": {
+            # Refused by the server's body limit before any route: plain text.
+            "413": {
+                "description": "The body is larger than 1 MiB.",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            },
             "200": {
                 "description": "Stored and committed; any waiting commands, signed.",
                 "content": {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, String
@@ -33,6 +33,9 @@ class State(enum.StrEnum):
     EXPIRED = "expired"
 
 
+# A delivered command the device has not reported on is handed out again after this: the
+# answer that carried it may have been lost (the device runs a command id once only).
+REDELIVER_AFTER = timedelta(minutes=1)
 TERMINAL = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED, State.EXPIRED})
 # queued -> delivered -> running -> succeeded | failed; queued -> cancelled | expired;
 # delivered -> expired (never started in time). A device may skip "running".
@@ -55,6 +58,8 @@ class Command(Model):
     issued_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     delivered_at: Mapped[datetime | None]
+    # When it was last handed to the device: again after `REDELIVER_AFTER` without a report.
+    sent_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     # What the device reported, free of personal data (counts, error codes).

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from smartprotect.accounts import service as accounts
@@ -18,7 +18,14 @@ from smartprotect.audit import service as audit
 from smartprotect.audit.tags import Tag
 from smartprotect.clock import Clock
 from smartprotect.commands import notify
-from smartprotect.commands.models import TERMINAL, TRANSITIONS, Command, Kind, State
+from smartprotect.commands.models import (
+    REDELIVER_AFTER,
+    TERMINAL,
+    TRANSITIONS,
+    Command,
+    Kind,
+    State,
+)
 from smartprotect.devices import service as devices
 from smartprotect.devices.models import Capability, Device
 from smartprotect.errors import (
@@ -157,7 +164,7 @@ def issue(
         confirm_wipe(session=session, keyring=keyring, user=user, device=device,
                      password=password, confirm_name=confirm_name, clock=clock)  # fmt: skip
     now = clock.now()
-    _expire(session=session, device=device, now=now)
+    _expire(session=session, keyring=keyring, device=device, clock=clock)
     if kind in DESTRUCTIVE and session.scalar(
         select(Command.id).where(
             Command.device_id == device.id,
@@ -207,7 +214,8 @@ def confirm_wipe(
         raise (PasswordIncorrect if password_wrong else ValidationFailed)(errors)
 
 
-def _expire(*, session: Session, device: Device, now: datetime) -> None:
+def _expire(*, session: Session, keyring: Keyring, device: Device, clock: Clock) -> None:
+    now = clock.now()
     for command in session.scalars(
         select(Command).where(
             Command.device_id == device.id,
@@ -217,6 +225,7 @@ def _expire(*, session: Session, device: Device, now: datetime) -> None:
     ):
         command.state = State.EXPIRED
         command.finished_at = now
+        _audit(session, keyring, clock, device, command, Tag.COMMAND_STATE, "server")
 
 
 def _move(command: Command, to: State, now: datetime) -> None:
@@ -269,24 +278,32 @@ def deliver(
     clock: Clock,
     links: Links,
 ) -> list[dict[str, Any]]:
-    """The device's queued commands, marked delivered, each signed for this device only."""
+    """The device's queued commands, marked delivered, each signed for this device only; with
+    them, again, those delivered a while ago that it has not reported on."""
     now = clock.now()
-    _expire(session=session, device=device, now=now)
-    queued = session.scalars(
+    _expire(session=session, keyring=keyring, device=device, clock=clock)
+    waiting = session.scalars(
         select(Command)
-        .where(Command.device_id == device.id, Command.state == State.QUEUED)
+        .where(Command.device_id == device.id,
+               or_(Command.state == State.QUEUED,
+                   and_(Command.state == State.DELIVERED,
+                        Command.sent_at <= now - REDELIVER_AFTER)))
         .order_by(Command.issued_at)
         .with_for_update()
-    ).all()
+    ).all()  # fmt: skip
     delivered = []
-    for command in queued:
-        _move(command, State.DELIVERED, now)
+    for command in waiting:
+        again = command.state is State.DELIVERED
+        if not again:
+            _move(command, State.DELIVERED, now)
+        command.sent_at = now
         payload = signed_payload(
             command, params_of(session=session, keyring=keyring, device=device, command=command)
         )
         delivered.append({**payload, "signature": sign(payload, key)})
-        _audit(session, keyring, clock, device, command, Tag.COMMAND_DELIVERED, "device")
-        if command.kind is Kind.WIPE:
+        _audit(session, keyring, clock, device, command, Tag.COMMAND_DELIVERED, "device",
+               **({"again": True} if again else {}))  # fmt: skip
+        if command.kind is Kind.WIPE and not again:
             _mail_owner(session, device, "wipe_fetched", clock, links)
     session.flush()
     return delivered
@@ -324,7 +341,13 @@ def report(
     return command
 
 
-def history(*, session: Session, device: Device, limit: int = 50) -> list[Command]:
+def history(
+    *, session: Session, keyring: Keyring, device: Device, clock: Clock, limit: int = 50
+) -> list[Command]:
+    """The device's commands, newest first; those past their time shown (and recorded) as
+    expired, even if the device never came back."""
+    _expire(session=session, keyring=keyring, device=device, clock=clock)
+    session.flush()
     return list(
         session.scalars(
             select(Command)

@@ -11,7 +11,7 @@ from smartprotect.accounts.schemas import TextInput
 from smartprotect.commands.schemas import SignedCommand
 from smartprotect.devices.models import Capability, LocationMethod
 from smartprotect.i18n import N_
-from smartprotect.validation import invalid
+from smartprotect.validation import invalid, text_field
 
 MAX_FIXES_PER_CHECK_IN = 100
 MAX_ACCOUNTS = 50
@@ -69,7 +69,7 @@ class CheckIn(TextInput):
     def _accounts(cls, value: list[str] | None) -> list[str] | None:
         if value is not None and any(not name or len(name) > 64 for name in value):
             raise invalid("accounts", N_("Account names are 1 to 64 characters."))
-        return value
+        return None if value is None else [text_field(name) for name in value]
 
 
 class CheckInResponse(BaseModel):

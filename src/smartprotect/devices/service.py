@@ -27,7 +27,8 @@ from smartprotect.accounts.models import User
 from smartprotect.audit import service as audit
 from smartprotect.audit.tags import Tag
 from smartprotect.clock import Clock
-from smartprotect.commands.models import Command
+from smartprotect.commands import notify
+from smartprotect.commands.models import REDELIVER_AFTER, Command
 from smartprotect.commands.models import State as CommandState
 from smartprotect.db import BulkWrite, time_ordered_id
 from smartprotect.devices.known import Known, KnownDevices, Learned
@@ -281,14 +282,17 @@ _SEEN = BulkWrite(
 # Raised by triggers whenever what `devices.known` keeps could change.
 _ACCESS_GENERATION = select(AccessGeneration.__table__.c.value)
 _commands = Command.__table__.c
-# Devices with commands to hand over, or delivered ones that have run out of time.
+# Devices with commands to hand over, or delivered ones to hand over again (no report came)
+# or that have run out of time.
 _WAITING = select(_commands.device_id).where(
     _commands.device_id.in_(bindparam("devices", expanding=True)),
     or_(
         _commands.state == CommandState.QUEUED,
-        and_(_commands.state == CommandState.DELIVERED, _commands.expires_at <= bindparam("now")),
+        and_(_commands.state == CommandState.DELIVERED,
+             or_(_commands.expires_at <= bindparam("now"),
+                 _commands.sent_at <= bindparam("resend_before"))),
     ),
-)
+)  # fmt: skip
 
 
 def check_in_many(
@@ -352,7 +356,8 @@ def check_in_many(
     # In id order, so that two batches touching the same devices cannot deadlock.
     _SEEN.execute(session, [seen[device_id] for device_id in sorted(seen)])
     _forget_cached(session, seen)
-    waiting = set(session.scalars(_WAITING, {"devices": list(seen), "now": now}))
+    waiting = set(session.scalars(_WAITING, {"devices": list(seen), "now": now,
+                                              "resend_before": now - REDELIVER_AFTER}))  # fmt: skip
     for outcome, _, _ in accepted:
         outcome.needs_follow_up |= outcome.device_id in waiting
     return outcomes
@@ -520,6 +525,9 @@ def set_lost(
         actor=audit.user_actor(secret=keyring.secret, user_id=user.id), secret=keyring.secret,
         subject_id=user.id, details={"device": str(device.id)},
     )  # fmt: skip
+    # A device waiting on the server is woken to check in now: it learns its new reporting
+    # interval (and, lost, reports where it is) at once, not at the end of its old one.
+    notify.announce(session=session, device_id=device.id)
     session.flush()
     return device
 

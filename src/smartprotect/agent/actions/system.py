@@ -9,6 +9,8 @@ import subprocess
 import wave
 from pathlib import Path
 
+from smartprotect.agent.files import write_private
+
 RING_SECONDS = 10
 RING_FREQUENCY_HZ = 2000
 SAMPLE_RATE = 22050
@@ -55,8 +57,7 @@ def ring(command: list[str], state_dir: Path) -> dict:
 
 def lock(command: list[str], state_dir: Path, *, message: str, phone: str) -> dict:
     # The owner's message for whoever holds the device, where a lock screen can show it.
-    notice = state_dir / "lock-message.txt"
-    notice.write_text(f"{message}\n{phone}\n".strip() + "\n")
+    write_private(state_dir / "lock-message.txt", f"{message}\n{phone}\n".strip() + "\n")
     return run(
         command, env={"SMARTPROTECT_LOCK_MESSAGE": message, "SMARTPROTECT_LOCK_PHONE": phone}
     )

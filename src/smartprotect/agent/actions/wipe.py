@@ -13,6 +13,8 @@ import os
 import stat
 from pathlib import Path
 
+from smartprotect.agent.files import write_private
+
 SYSTEM_ROOTS = frozenset(
     Path(p) for p in ("/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/opt",
                       "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/usr", "/var",
@@ -106,8 +108,9 @@ def _unlink(path: Path, counts: dict[str, int]) -> None:
 
 
 def commit(state_dir: Path, command_id: str, paths: list[str]) -> None:
-    """Record the decision before touching anything, so a restart finishes the job."""
-    (state_dir / JOURNAL).write_text(json.dumps({"command_id": command_id, "paths": paths}))
+    """Record the decision (durably) before touching anything, so a restart finishes the
+    job."""
+    write_private(state_dir / JOURNAL, json.dumps({"command_id": command_id, "paths": paths}))
 
 
 def pending(state_dir: Path) -> dict | None:

@@ -70,10 +70,13 @@ def device_locations(
 
 
 @router.get("/{device_id}/commands", response_model=list[CommandRead])
-def device_commands(device_id: uuid.UUID, db: DbSession, user: ApiUser) -> list[CommandRead]:
+def device_commands(
+    device_id: uuid.UUID, db: DbSession, keyring: KeyringDep, clock: ClockDep, user: ApiUser
+) -> list[CommandRead]:
     """The device's commands and their states, newest first."""
     device = devices.get_device(session=db, user=user, device_id=device_id)
-    return [CommandRead.model_validate(c) for c in commands.history(session=db, device=device)]
+    history = commands.history(session=db, keyring=keyring, device=device, clock=clock)
+    return [CommandRead.model_validate(c) for c in history]
 
 
 @router.post(

@@ -152,7 +152,7 @@ def link_fmd_phone(
                       status_code=422)  # fmt: skip
 
 
-def _device_context(db, keyring, device) -> dict:
+def _device_context(db, keyring, device, clock) -> dict:
     scope = devices.scope_of(device.id)
     return {
         "device": device,
@@ -162,7 +162,7 @@ def _device_context(db, keyring, device) -> dict:
         "permitted": {c: devices.may(session=db, device=device, capability=c) for c in Capability},
         "enrolled_with": set(device.capabilities),
         "scope": scope,
-        "commands": commands.history(session=db, device=device),
+        "commands": commands.history(session=db, keyring=keyring, device=device, clock=clock),
         "kinds": Kind,
         "state_labels": STATE_LABELS,
         "kind_labels": KIND_LABELS,
@@ -183,7 +183,7 @@ def _point(location, label: str) -> dict:
 
 def _device_page(request, db, settings, keyring, user, device, *, errors=None, values=None,
                  status_code=200):  # fmt: skip
-    context = _device_context(db, keyring, device)
+    context = _device_context(db, keyring, device, request.app.state.clock)
     context.update(
         errors=errors or {},
         values=values or {},
@@ -223,7 +223,7 @@ def commands_fragment(
     device = devices.get_device(session=db, user=user, device_id=device_id)
     return render(
         request, "devices/_commands.html", settings=settings, user=user,
-        context=_device_context(db, keyring, device),
+        context=_device_context(db, keyring, device, request.app.state.clock),
     )  # fmt: skip
 
 

@@ -1,0 +1,147 @@
+"""The agent's loop against a scripted server: what it sends, what it runs, what it keeps."""
+
+from __future__ import annotations
+
+import base64
+import json
+import stat
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from smartprotect.agent import client, runner, verify
+from smartprotect.agent.constants import BUFFER_FILE
+from smartprotect.agent.providers import Fix
+from smartprotect.agent.state import AgentState, save
+
+DEVICE = str(uuid.uuid4())
+KEY = Ed25519PrivateKey.generate()
+
+
+def _command(kind: str, **params) -> dict:
+    payload = {"device_id": DEVICE, "command_id": str(uuid.uuid4()), "kind": kind,
+               "params": params,
+               "expires_at": (datetime.now(UTC) + timedelta(days=1)).isoformat()}  # fmt: skip
+    signature = base64.b64encode(KEY.sign(verify.canonical(payload))).decode()
+    return {**payload, "signature": signature}
+
+
+class Server:
+    """Scripted answers to check-ins and polls; records what the agent sent."""
+
+    def __init__(self) -> None:
+        self.check_ins: list[dict] = []
+        self.answers: list[dict] = []
+        self.polls: list[dict] = []
+        self.results: list[dict] = []
+        self.refuse_fixes = False
+
+    def check_in(self, *, server, credential, report):
+        self.check_ins.append(report)
+        if self.refuse_fixes and report["locations"]:
+            raise client.ServerRefused("422: fixed in the future", status_code=422)
+        answer = self.answers.pop(0) if self.answers else {}
+        return {"check_in_after_seconds": 900, "commands": [], **answer}
+
+    def poll(self, *, server, credential, wait):
+        return self.polls.pop(0)
+
+    def report_command(self, *, server, credential, command_id, state, result):
+        self.results.append({"command_id": command_id, "state": state, "result": result})
+
+
+class StillProvider:
+    def current(self):
+        return Fix(latitude=43.2, longitude=76.9, accuracy_m=8.0, method="gps",
+                   fixed_at=datetime.now(UTC))  # fmt: skip
+
+
+@pytest.fixture
+def server(monkeypatch) -> Server:
+    scripted = Server()
+    for name in ("check_in", "poll", "report_command"):
+        monkeypatch.setattr(client, name, getattr(scripted, name))
+    return scripted
+
+
+def _agent(tmp_path, *, provider=True, capabilities=("locate", "ring", "lock", "wipe")):
+    public = KEY.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    save(tmp_path, AgentState(
+        server="https://sp.example", device_id=DEVICE, capabilities=list(capabilities),
+        command_public_key=base64.b64encode(public).decode(), check_in_seconds=900,
+        ring_command=["true"], lock_command=["true"], unlock_command=["true"],
+        wipe_paths=[str(tmp_path / "wipe-me")],
+    ), "spdc_test")  # fmt: skip
+    agent = runner.Agent(tmp_path)
+    agent.provider = StillProvider() if provider else None
+    return agent
+
+
+def test_a_locate_is_answered_with_a_fresh_fix_and_what_that_check_in_brings_runs(tmp_path, server):
+    agent = _agent(tmp_path)
+    locate, ring = _command("locate"), _command("ring")
+    # While listening: a locate; the check-in sending its fix brings a ring, which runs.
+    server.polls = [{"commands": [locate], "woken_by": "notification"},
+                    {"commands": [], "woken_by": "notification"}]  # fmt: skip
+    server.answers = [{"commands": [ring]}]
+    agent._listen(until=runner.time.monotonic() + 60)
+    assert len(server.check_ins) == 1 and len(server.check_ins[0]["locations"]) == 1
+    states = {r["command_id"]: (r["state"], r["result"]) for r in server.results}
+    assert states[locate["command_id"]] == ("succeeded", {"fix_sent": True})
+    assert states[ring["command_id"]][0] == "succeeded"
+
+
+def test_woken_with_nothing_to_run_it_stops_listening_to_check_in(tmp_path, server):
+    agent = _agent(tmp_path)
+    server.polls = [{"commands": [], "woken_by": "notification"}]
+    agent._listen(until=runner.time.monotonic() + 3600)  # returns at once, not in an hour
+    assert server.polls == [] and server.check_ins == []
+
+
+def test_a_locate_without_a_location_says_so(tmp_path, server):
+    agent = _agent(tmp_path, provider=False)
+    locate = _command("locate")
+    server.answers = [{"commands": [locate]}]
+    agent.cycle()
+    assert server.results == [{"command_id": locate["command_id"], "state": "failed",
+                               "result": {"fix_sent": False}}]  # fmt: skip
+
+
+def test_fixes_the_server_refuses_are_dropped_not_sent_forever(tmp_path, server):
+    agent = _agent(tmp_path)
+    server.refuse_fixes = True
+    agent.cycle()
+    # Refused with its fix, then sent without it; nothing left to send again.
+    assert [len(report["locations"]) for report in server.check_ins] == [1, 0]
+    assert json.loads((tmp_path / BUFFER_FILE).read_text()) == []
+
+
+def test_the_owners_lock_message_and_a_wipes_journal_are_private(tmp_path, server):
+    agent = _agent(tmp_path)
+    (tmp_path / "wipe-me").mkdir()
+    (tmp_path / "wipe-me" / "secret.txt").write_text("x")
+    lock, wipe = _command("lock", message="Reward", phone="+7 701 555 0100"), _command("wipe")
+    server.answers = [{"commands": [lock]}]
+    agent.cycle()
+    notice = tmp_path / "lock-message.txt"
+    assert notice.read_text() == "Reward\n+7 701 555 0100\n"
+    assert stat.S_IMODE(notice.stat().st_mode) == 0o600
+    # The journal is written (privately) before the command is remembered as run.
+    recorded = []
+    real_remember = agent._remember
+
+    def remember(command_id):
+        journal = tmp_path / "wipe-journal.json"
+        recorded.append(journal.exists() and stat.S_IMODE(journal.stat().st_mode))
+        real_remember(command_id)
+
+    agent._remember = remember
+    server.answers = [{"commands": [wipe]}]
+    agent.cycle()
+    assert recorded == [0o600]
+    assert not (tmp_path / "wipe-me" / "secret.txt").exists()
+    assert [r["state"] for r in server.results if r["command_id"] == wipe["command_id"]] == [
+        "running", "succeeded"]  # fmt: skip
