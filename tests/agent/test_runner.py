@@ -145,3 +145,28 @@ def test_the_owners_lock_message_and_a_wipes_journal_are_private(tmp_path, serve
     assert not (tmp_path / "wipe-me" / "secret.txt").exists()
     assert [r["state"] for r in server.results if r["command_id"] == wipe["command_id"]] == [
         "running", "succeeded"]  # fmt: skip
+
+
+def test_results_that_could_not_be_sent_are_kept_and_sent_later(tmp_path, server, monkeypatch):
+    import httpx
+
+    agent = _agent(tmp_path)
+    ring = _command("ring")
+    server.answers = [{"commands": [ring]}]
+    sent = server.report_command
+
+    def offline(**_):
+        raise httpx.ConnectError("the network went away")
+
+    monkeypatch.setattr(client, "report_command", offline)
+    with pytest.raises(httpx.ConnectError):
+        agent.cycle()
+    assert server.results == []
+    kept = json.loads((tmp_path / "pending-results.json").read_text())
+    assert [item["command_id"] for item in kept] == [ring["command_id"]]
+    # Back online: the next cycle sends it first; the command is not run again.
+    monkeypatch.setattr(client, "report_command", sent)
+    server.answers = [{"commands": [ring]}]  # handed out again: no report had come
+    agent.cycle()
+    assert [r["command_id"] for r in server.results] == [ring["command_id"]]
+    assert json.loads((tmp_path / "pending-results.json").read_text()) == []

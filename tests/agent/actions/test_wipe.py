@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,32 @@ def test_removes_everything_under_the_path_and_nothing_outside(tmp_path):
     assert (outside / "keep.txt").read_text() == "keep me"
     assert summary["files_removed"] == 5 and summary["failures"] == 0
     assert "SSD" in summary["note"]
+
+
+def test_a_filesystem_mounted_inside_a_wipe_path_is_left_alone(tmp_path, monkeypatch):
+    target, _ = _tree(tmp_path)
+    mounted = target / "usb-disk"
+    (mounted / "photos").mkdir(parents=True)
+    (mounted / "photos" / "kept.jpg").write_bytes(b"jpeg")
+    (mounted / "kept.txt").write_text("on another filesystem")
+    real_lstat = os.lstat
+
+    def lstat(path, *args, **kwargs):
+        # What the kernel says of a mount point and what is under it: another device.
+        result = real_lstat(path, *args, **kwargs)
+        if Path(path) == mounted or mounted in Path(path).parents:
+            fields = list(result)
+            fields[stat.ST_DEV] += 1
+            return os.stat_result(fields)
+        return result
+
+    monkeypatch.setattr(os, "lstat", lstat)
+    summary = wipe.execute(tmp_path, [str(target)])
+    monkeypatch.undo()
+    assert (mounted / "photos" / "kept.jpg").read_bytes() == b"jpeg"
+    assert (mounted / "kept.txt").exists()
+    assert sorted(p.name for p in target.iterdir()) == ["usb-disk"]
+    assert summary["skipped_other_filesystem"] == 2 and summary["failures"] == 0
 
 
 def test_an_interrupted_wipe_resumes_from_its_journal(tmp_path):
