@@ -149,6 +149,7 @@ def test_locate_ring_lock_replay_forgery_and_wipe(
     (target / "notes.txt").write_text("private")
     (outside / "keep.txt").write_text("not mine to wipe")
     ring_log, lock_log = tmp_path / "ring.log", tmp_path / "lock.log"
+    message_log = tmp_path / "message.log"
     server_args = {
         "database_url": database_url, "smtp_port": smtp_port,
         "command_key_file": command_key_file, "port": free_port(),
@@ -159,6 +160,7 @@ def test_locate_ring_lock_replay_forgery_and_wipe(
             "--wipe-path", str(target), "--fixed-location", "43.25,76.95,15",
             "--ring-command", f"sh -c 'echo rang >> {ring_log}'",
             "--lock-command", f"sh -c 'echo \"$SMARTPROTECT_LOCK_MESSAGE\" >> {lock_log}'",
+            "--message-command", f"sh -c 'echo \"$0\" >> {message_log}' {{text}}",
             state_dir=state_dir,
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
@@ -173,6 +175,8 @@ def test_locate_ring_lock_replay_forgery_and_wipe(
         assert result.returncode == 0, result.stderr
         assert ring_log.read_text() == "rang\n"
         assert lock_log.read_text() == "Found it? Please call\n"
+        # Shown to whoever holds the device: the message and the owner's phone.
+        assert message_log.read_text() == "Found it? Please call\n+7 701 000 0000\n"
         for command_id in (locate, ring, lock):
             assert _state_of(session_factory, command_id)[0] == "succeeded"
 

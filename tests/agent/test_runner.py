@@ -124,11 +124,16 @@ def test_the_owners_lock_message_and_a_wipes_journal_are_private(tmp_path, serve
     (tmp_path / "wipe-me").mkdir()
     (tmp_path / "wipe-me" / "secret.txt").write_text("x")
     lock, wipe = _command("lock", message="Reward", phone="+7 701 555 0100"), _command("wipe")
+    shown = tmp_path / "shown.txt"
+    agent.state.message_command = ["sh", "-c", f'printf %s "$0" > {shown}', "{text}"]
     server.answers = [{"commands": [lock]}]
     agent.cycle()
     notice = tmp_path / "lock-message.txt"
     assert notice.read_text() == "Reward\n+7 701 555 0100\n"
     assert stat.S_IMODE(notice.stat().st_mode) == 0o600
+    assert shown.read_text() == "Reward\n+7 701 555 0100"
+    [locked] = [r for r in server.results if r["command_id"] == lock["command_id"]]
+    assert locked["state"] == "succeeded" and locked["result"]["message_shown"] is True
     # The journal is written (privately) before the command is remembered as run.
     recorded = []
     real_remember = agent._remember

@@ -153,6 +153,7 @@ class Agent:
                 outcome = system.lock(
                     self.state.lock_command, self.directory,
                     message=params.get("message", ""), phone=params.get("phone", ""),
+                    message_command=self.state.message_command,
                 )  # fmt: skip
                 self._queue_result(command_id, _state(outcome), outcome)
             elif kind == "unlock":

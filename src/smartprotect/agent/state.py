@@ -9,6 +9,7 @@ from pathlib import Path
 
 from smartprotect.agent.actions.system import (
     DEFAULT_LOCK_COMMAND,
+    DEFAULT_MESSAGE_COMMAND,
     DEFAULT_RING_COMMAND,
     DEFAULT_UNLOCK_COMMAND,
 )
@@ -35,6 +36,8 @@ class AgentState:
     ring_command: list[str] = field(default_factory=lambda: list(DEFAULT_RING_COMMAND))
     lock_command: list[str] = field(default_factory=lambda: list(DEFAULT_LOCK_COMMAND))
     unlock_command: list[str] = field(default_factory=lambda: list(DEFAULT_UNLOCK_COMMAND))
+    # Shows the owner's lock message and phone number ({text}).
+    message_command: list[str] = field(default_factory=lambda: list(DEFAULT_MESSAGE_COMMAND))
 
 
 def default_state_dir() -> Path:

@@ -82,6 +82,11 @@ def agent() -> None:
 @click.option(
     "--unlock-command", help="Command that unlocks them (default: loginctl unlock-sessions)."
 )
+@click.option(
+    "--message-command",
+    help="Command that shows the owner's lock message and phone ({text}) (default: a critical "
+    "desktop notification with notify-send, in each graphical session).",
+)
 @STATE_DIR
 def enroll(
     server: str,
@@ -96,6 +101,7 @@ def enroll(
     ring_command: str | None,
     lock_command: str | None,
     unlock_command: str | None,
+    message_command: str | None,
     state_dir: Path | None,
 ) -> None:
     """Enroll this machine with a one-time code from the dashboard."""
@@ -156,6 +162,7 @@ def enroll(
                 ("ring_command", ring_command),
                 ("lock_command", lock_command),
                 ("unlock_command", unlock_command),
+                ("message_command", message_command),
             )
             if value
         },

@@ -18,6 +18,10 @@ COMMAND_TIMEOUT_SECONDS = 60
 DEFAULT_RING_COMMAND = ["aplay", "-q", "{sound}"]
 DEFAULT_LOCK_COMMAND = ["loginctl", "lock-sessions"]
 DEFAULT_UNLOCK_COMMAND = ["loginctl", "unlock-sessions"]
+# Shows the owner's message where whoever holds the device sees it, even on the locked
+# screen: a critical desktop notification ({text} is the message, then the phone number).
+DEFAULT_MESSAGE_COMMAND = ["notify-send", "--urgency=critical", "--app-name=Smart Protect",
+                           "Smart Protect", "{text}"]  # fmt: skip
 
 
 def alarm_tone(path: Path) -> Path:
@@ -55,9 +59,60 @@ def ring(command: list[str], state_dir: Path) -> dict:
     return run([part.replace("{sound}", str(sound)) for part in command])
 
 
-def lock(command: list[str], state_dir: Path, *, message: str, phone: str) -> dict:
-    # The owner's message for whoever holds the device, where a lock screen can show it.
-    write_private(state_dir / "lock-message.txt", f"{message}\n{phone}\n".strip() + "\n")
-    return run(
+def lock(
+    command: list[str], state_dir: Path, *, message: str, phone: str,
+    message_command: list[str] | None = None,
+) -> dict:  # fmt: skip
+    """Show the owner's message and phone number, then lock the sessions; the result says
+    whether each worked."""
+    text = "\n".join(part for part in (message, phone) if part)
+    # Also for a lock screen of one's own: the file, and the lock command's environment.
+    write_private(state_dir / "lock-message.txt", text + "\n")
+    shown = show_message(message_command or DEFAULT_MESSAGE_COMMAND, text=text) if text else None
+    outcome = run(
         command, env={"SMARTPROTECT_LOCK_MESSAGE": message, "SMARTPROTECT_LOCK_PHONE": phone}
     )
+    return outcome if shown is None else {**outcome, "message_shown": shown}
+
+
+def show_message(command: list[str], *, text: str) -> bool:
+    """Run the message command with the text. The default one, a desktop notification, runs
+    in each graphical session as its user when the agent runs as root (as a system service);
+    any other runs as it is. True if it worked at least once."""
+    argv = [part.replace("{text}", text) for part in command]
+    if command != DEFAULT_MESSAGE_COMMAND or os.geteuid() != 0:
+        return run(argv)["ok"]
+    shown = False
+    for uid, user in graphical_sessions():
+        bus = f"DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/{uid}/bus"
+        shown |= run(["runuser", "-u", user, "--", "env", bus, *argv])["ok"]
+    return shown
+
+
+def graphical_sessions() -> list[tuple[int, str]]:
+    """The (uid, user name) of each graphical login session, from systemd-logind."""
+    listed = _output(["loginctl", "list-sessions", "--no-legend"])
+    found = []
+    for line in listed.splitlines():
+        session = line.split()[0] if line.split() else ""
+        if not session:
+            continue
+        properties = dict(
+            item.split("=", 1)
+            for item in _output(["loginctl", "show-session", session, "-p", "Type",
+                                 "-p", "User", "-p", "Name"]).splitlines()
+            if "=" in item
+        )  # fmt: skip
+        if properties.get("Type") in ("x11", "wayland") and properties.get("User", "").isdigit():
+            found.append((int(properties["User"]), properties.get("Name", "")))
+    return sorted(set(found))
+
+
+def _output(argv: list[str]) -> str:
+    try:
+        completed = subprocess.run(  # noqa: S603 - fixed system commands
+            argv, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_SECONDS, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return completed.stdout if completed.returncode == 0 else ""
