@@ -51,8 +51,26 @@ def test_a_name_is_required(signed_in):
     assert response.status_code == 422 and 'id="e-device_name"' in response.text
 
 
-def test_another_users_device_page_is_not_found(signed_in):
+def test_another_users_device_is_not_found_and_takes_no_commands(signed_in, db, clock, keyring):
+    from sqlalchemy import func, select
+
+    from smartprotect.commands.models import Command
+    from tests.helpers import add_device, add_owner
+
+    stranger = add_owner(db, clock=clock, keyring=keyring, email="stranger@example.kz")
+    theirs = add_device(db, keyring=keyring, clock=clock, owner=stranger,
+                        capabilities=("locate", "ring", "lock"))  # fmt: skip
+    db.commit()
     assert signed_in.get(f"/devices/{uuid.uuid4()}").status_code == 404
+    assert signed_in.get(f"/devices/{theirs.id}").status_code == 404
+    token = form_page(signed_in, "/devices")
+    for path, data in ((f"/devices/{theirs.id}/commands", {"kind": "ring"}),
+                       (f"/devices/{theirs.id}/lost", {"lost": "on"})):  # fmt: skip
+        refused = signed_in.post(path, data={"csrf_token": token, **data})
+        assert refused.status_code == 404
+    db.expire_all()
+    assert db.scalar(select(func.count()).select_from(Command)) == 0
+    assert db.get(type(theirs), theirs.id).lost is False
 
 
 def _enrolled(client, capabilities=("locate", "ring", "lock", "wipe")):
