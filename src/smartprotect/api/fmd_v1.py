@@ -100,10 +100,8 @@ async def register(
             requested_username=_text(data, "requestedUsername"),
             hashed_password=_text(data, "hashedPassword"),
             public_key=_text(data, "pubkey"), private_key=_text(data, "privkey"),
-            open_registration=open_registration(settings),
+            open_registration=open_registration(settings), count_attempt=count,
         )  # fmt: skip
-        if account.device_id is None:
-            count()  # an account of nobody's: counted, so one client cannot make many
     return JSONResponse({"DeviceId": account.username})
 
 

@@ -90,10 +90,8 @@ async def register(
             password_hash64=_text(data, "passwordHash64"),
             protocol_version=_count(data, "protoVersion"),
             master_key64=_text(data, "encMasterKey64"),
-            open_registration=open_registration(settings),
+            open_registration=open_registration(settings), count_attempt=count,
         )  # fmt: skip
-        if account.device_id is None:
-            count()  # an account of nobody's: counted, so one client cannot make many
     return _json({"accessToken": fmd.open_session(session=db, clock=clock, account=account)})
 
 

@@ -107,8 +107,8 @@ COUNTED = {401, 403, 404, 423}
 def throttled(
     *, session: Session, keyring: Keyring, clock: Clock, client: str, name: str
 ) -> Iterator[Callable[[], None]]:
-    """Refuse a client that failed too often; count this attempt if it is refused, or if
-    the caller counts it (it yields the counting function: an open registration counts)."""
+    """Refuse a client that failed too often; count this attempt if it is refused. Yields
+    the counting function, for attempts that count though they succeed (`register`)."""
     now = clock.now()
     client_key = keyed_hash(secret=keyring.secret, purpose="login-client", value=client)
     if session.get_bind().dialect.name == "postgresql":
@@ -187,12 +187,14 @@ def register(
     public_key: str,
     private_key: str,
     open_registration: OpenRegistration | None = None,
+    count_attempt: Callable[[], None] | None = None,
 ) -> FmdAccount:
     """Create a protocol-v1 FMD account (the app's) as a device of the owner of the
-    enrollment code it carries (or of nobody, if open registration admits its token)."""
+    enrollment code it carries (or of nobody, if open registration admits its token: that
+    counts as an attempt of the client, `count_attempt` from `throttled`)."""
     return _create_account(
         session=session, keyring=keyring, clock=clock, registration_token=registration_token,
-        open_registration=open_registration,
+        open_registration=open_registration, count_attempt=count_attempt,
         username=requested_username, salt=_salt_of(hashed_password),
         password_hash=server_password_hash(hashed_password), private_key=private_key,
         public_key=public_key, protocol_version=1, master_key=None,
@@ -211,6 +213,7 @@ def register_v2(
     protocol_version: int,
     master_key64: str,
     open_registration: OpenRegistration | None = None,
+    count_attempt: Callable[[], None] | None = None,
 ) -> FmdAccount:
     """Create a protocol-v2 FMD account as a device of the owner of the enrollment code it
     carries (or of nobody, if open registration admits its token)."""
@@ -223,7 +226,8 @@ def register_v2(
     _check_base64(master_key64, "encrypted master key")
     return _create_account(
         session=session, keyring=keyring, clock=clock, registration_token=registration_token,
-        open_registration=open_registration, username=username, salt=salt64,
+        open_registration=open_registration, count_attempt=count_attempt, username=username,
+        salt=salt64,
         password_hash=server_password_hash(client_hash),
         private_key="", public_key="", protocol_version=PROTOCOL_V2, master_key=master_key64,
     )  # fmt: skip
@@ -244,8 +248,9 @@ def _check_base64(text: str, what: str) -> bytes:
 
 def _create_account(
     *, session: Session, keyring: Keyring, clock: Clock, registration_token: str,
-    open_registration: OpenRegistration | None, username: str, salt: str, password_hash: str,
-    private_key: str, public_key: str, protocol_version: int, master_key: str | None,
+    open_registration: OpenRegistration | None, count_attempt: Callable[[], None] | None,
+    username: str, salt: str, password_hash: str, private_key: str, public_key: str,
+    protocol_version: int, master_key: str | None,
 ) -> FmdAccount:  # fmt: skip
     ownerless = open_registration is not None and open_registration.admits(registration_token)
     if not ownerless and not registration_token.strip():
@@ -282,6 +287,8 @@ def _create_account(
     if ownerless:
         audit_event(session=session, keyring=keyring, clock=clock, account=account,
                     action=Tag.FMD_REGISTERED_OPEN)  # fmt: skip
+        if count_attempt is not None:
+            count_attempt()  # so that one client cannot make accounts without end
     return account
 
 

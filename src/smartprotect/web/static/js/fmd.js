@@ -42,10 +42,11 @@
   function text(value) { return encoder.encode(value); }
 
   // FMD's Argon2id: t=1, p=4, m=128 MiB, 32 bytes.
-  function argon2(secret, salt) {
+  // The raw key, or (`encoded`) the PHC string the app logs in with.
+  function argon2(secret, salt, encoded) {
     return window.hashwasm.argon2id({
       password: secret, salt: salt, parallelism: 4, iterations: 1, memorySize: 131072,
-      hashLength: 32, outputType: "binary"
+      hashLength: 32, outputType: encoded ? "encoded" : "binary"
     });
   }
   async function aes(operation, keyBytes, iv, data, associated) {
@@ -314,10 +315,7 @@
       });
       return response.ok ? (await response.json()).accessToken : null;
     }
-    var hashed = await window.hashwasm.argon2id({
-      password: "context:loginAuthentication" + password, salt: salt, parallelism: 4,
-      iterations: 1, memorySize: 131072, hashLength: 32, outputType: "encoded"
-    });
+    var hashed = await argon2(text("context:loginAuthentication" + password), salt, true);
     response = await fetch("/api/v1/requestAccess", {
       method: "PUT", headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ IDT: id, Data: hashed, SessionDurationSeconds: 60 })
