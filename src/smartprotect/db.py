@@ -14,10 +14,11 @@ from typing import Any, ClassVar, NamedTuple
 
 import anyio
 from sqlalchemy import DateTime, Enum, LargeBinary, MetaData, create_engine, event
-from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import Insert, Update
 from sqlalchemy.types import TypeDecorator, Uuid
 
@@ -333,6 +334,55 @@ def make_gate(engine: Engine) -> DatabaseGate:
     return DatabaseGate(max(capacity - RESERVED_CONNECTIONS, 1))
 
 
+def _binds(compiled: Any, dialect: Dialect) -> list[_Bind]:
+    """A compiled statement's parameters, in the order the driver takes them, each with its
+    type's conversion (or the value the statement itself fixes)."""
+    names = compiled.positiontup if compiled.positional else list(compiled.binds)
+    binds = []
+    for name in names:
+        bind = compiled.binds[name]
+        convert = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if isinstance(bind.type, LargeBinary):
+            # Both drivers take bytes as they are; wrapping each (and looking each up for a
+            # repeat, never found for ciphertext) only costs time.
+            convert = None
+        fixed = None if bind.required else (bind.effective_value,)
+        binds.append(_Bind(name, convert, fixed))
+    return binds
+
+
+def _on_driver(
+    connection: Connection, sql: str, params: Any, *, many: bool = False, fetch: bool = False
+) -> list[Any] | None:
+    """Run one statement on the connection's driver cursor, in its transaction.
+
+    What `Connection.exec_driver_sql` does that matters is kept: listeners of
+    `before_cursor_execute` hear of it, driver errors become SQLAlchemy's, and a lost
+    connection is invalidated (so the pool does not hand it out again). Its result objects
+    and execution context are not built: on the check-in path, that bookkeeping cost more
+    than the database's own work for the batch's few statements."""
+    dbapi_connection = connection.connection.dbapi_connection
+    cursor = dbapi_connection.cursor()
+    try:
+        if connection.dispatch.before_cursor_execute:
+            connection.dispatch.before_cursor_execute(connection, cursor, sql, params, None, many)
+        if many:
+            cursor.executemany(sql, params)
+        else:
+            cursor.execute(sql, params)
+        return cursor.fetchall() if fetch else None
+    except connection.dialect.loaded_dbapi.Error as exc:
+        lost = connection.dialect.is_disconnect(exc, dbapi_connection, cursor)
+        if lost:
+            connection.invalidate(exc)
+        raise DBAPIError.instance(
+            sql, None, exc, connection.dialect.loaded_dbapi.Error, connection_invalidated=lost,
+            dialect=connection.dialect,
+        ) from exc  # fmt: skip
+    finally:
+        cursor.close()
+
+
 class BulkWrite:
     """An INSERT or UPDATE run for many rows at once: compiled once per dialect, each value
     converted by its column's own type, but without SQLAlchemy's per-row bookkeeping, which
@@ -348,18 +398,7 @@ class BulkWrite:
         key = f"{dialect.name}+{dialect.driver}"
         if key not in self._prepared:
             compiled = self._statement.compile(dialect=dialect, column_keys=self._keys)
-            names = compiled.positiontup if compiled.positional else list(compiled.binds)
-            binds = []
-            for name in names:
-                bind = compiled.binds[name]
-                convert = bind.type.dialect_impl(dialect).bind_processor(dialect)
-                if isinstance(bind.type, LargeBinary):
-                    # Both drivers take bytes as they are; wrapping each (and looking each
-                    # up for a repeat, never found for ciphertext) only costs time.
-                    convert = None
-                fixed = None if bind.required else (bind.effective_value,)
-                binds.append(_Bind(name, convert, fixed))
-            self._prepared[key] = (str(compiled), binds, compiled.positional)
+            self._prepared[key] = (str(compiled), _binds(compiled, dialect), compiled.positional)
         return self._prepared[key]
 
     def execute(self, session: Session, rows: Sequence[dict[str, Any]]) -> None:
@@ -389,7 +428,60 @@ class BulkWrite:
         else:
             names = [bind.name for bind in binds]
             params = [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
-        connection.exec_driver_sql(sql, params)
+        _on_driver(connection, sql, params, many=True)
+
+
+class DriverRead:
+    """A SELECT on the busiest path, run straight on the driver (`_on_driver`): compiled once
+    per dialect, its parameters and its columns converted by their types.
+
+    It may have one list parameter (`WHERE x IN (...)`), given as `items`: the statement is
+    built by `build(n)` for n placeholders named `item_0` ... `item_{n-1}`, with n rounded up
+    to a power of two (the list padded with its last item) so that a few shapes of it serve
+    every batch, and stay in the driver's cache of prepared statements."""
+
+    def __init__(self, build: Callable[[int], Select]) -> None:
+        self._build = build
+        self._prepared: dict[tuple[str, int], tuple[str, list[_Bind], bool, list]] = {}
+
+    def _prepare(self, dialect: Dialect, n: int) -> tuple[str, list[_Bind], bool, list]:
+        key = (f"{dialect.name}+{dialect.driver}", n)
+        if key not in self._prepared:
+            statement = self._build(n)
+            compiled = statement.compile(dialect=dialect)
+            results = [
+                column.type.dialect_impl(dialect).result_processor(dialect, None)
+                for column in statement.selected_columns
+            ]
+            binds = _binds(compiled, dialect)
+            self._prepared[key] = (str(compiled), binds, compiled.positional, results)
+        return self._prepared[key]
+
+    def all(
+        self, session: Session, *, items: Sequence[Any] = (), **params: Any
+    ) -> list[tuple[Any, ...]]:
+        """Its rows, in this session's transaction."""
+        connection = session.connection()
+        n = 1 << (len(items) - 1).bit_length() if items else 0
+        sql, binds, positional, results = self._prepare(connection.dialect, n)
+        for i in range(n):
+            params[f"item_{i}"] = items[min(i, len(items) - 1)]
+        values: Any = [
+            bind.fixed[0] if bind.fixed is not None
+            else bind.convert(params[bind.name]) if bind.convert is not None
+            else params[bind.name]
+            for bind in binds
+        ]  # fmt: skip
+        if not positional:
+            values = dict(zip([bind.name for bind in binds], values, strict=True))
+        rows = _on_driver(connection, sql, values, fetch=True) or []
+        if not any(results):
+            return [tuple(row) for row in rows]
+        return [
+            tuple(value if convert is None else convert(value)
+                  for convert, value in zip(results, row, strict=True))
+            for row in rows
+        ]  # fmt: skip
 
 
 class _Bind(NamedTuple):

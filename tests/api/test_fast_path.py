@@ -131,3 +131,17 @@ def test_the_regular_stack_gets_the_whole_body_in_chunks(fails):
     assert _exchange(app, small) == (200, (b"regular:" if fails else b"fast:") + b"".join(small))
     large = [bytes([65 + n]) * 40_000 for n in range(4)]
     assert _exchange(app, large) == (200, b"regular:" + b"".join(large))
+
+
+@pytest.mark.parametrize(
+    ("after", "stored", "accounts"), [(900, 0, False), (60, 3, True), (900, 100, False)]
+)
+def test_an_answer_without_commands_is_the_models_own(after, stored, accounts):
+    from smartprotect.api.v1 import agent
+    from smartprotect.devices.schemas import CheckInResponse
+
+    model = CheckInResponse(
+        check_in_after_seconds=after, locations_stored=stored, accounts_stored=accounts
+    )
+    quiet = agent._QUIET_ANSWER % (after, stored, agent._JSON_BOOL[accounts])
+    assert quiet == model.model_dump_json().encode()

@@ -30,7 +30,7 @@ from smartprotect.clock import Clock
 from smartprotect.commands import notify
 from smartprotect.commands.models import REDELIVER_AFTER, Command
 from smartprotect.commands.models import State as CommandState
-from smartprotect.db import BulkWrite, time_ordered_id
+from smartprotect.db import BulkWrite, DriverRead, time_ordered_id
 from smartprotect.devices.known import Known, KnownDevices, Learned
 from smartprotect.devices.models import (
     AccessGeneration,
@@ -280,19 +280,28 @@ _SEEN = BulkWrite(
     )
 )
 # Raised by triggers whenever what `devices.known` keeps could change.
-_ACCESS_GENERATION = select(AccessGeneration.__table__.c.value)
+_ACCESS_GENERATION = DriverRead(lambda _: select(AccessGeneration.__table__.c.value))
 _commands = Command.__table__.c
-# Devices with commands to hand over, or delivered ones to hand over again (no report came)
-# or that have run out of time.
-_WAITING = select(_commands.device_id).where(
-    _commands.device_id.in_(bindparam("devices", expanding=True)),
-    or_(
-        _commands.state == CommandState.QUEUED,
-        and_(_commands.state == CommandState.DELIVERED,
-             or_(_commands.expires_at <= bindparam("now"),
-                 _commands.sent_at <= bindparam("resend_before"))),
-    ),
-)  # fmt: skip
+
+
+def _waiting(n: int):
+    """Which of n devices have commands to hand over, or delivered ones to hand over again
+    (no report came) or that have run out of time."""
+    return select(_commands.device_id).where(
+        _commands.device_id.in_(
+            [bindparam(f"item_{i}", type_=_commands.device_id.type) for i in range(n)]
+        ),
+        or_(
+            _commands.state == CommandState.QUEUED,
+            and_(_commands.state == CommandState.DELIVERED,
+                 or_(_commands.expires_at <= bindparam("now", type_=_commands.expires_at.type),
+                     _commands.sent_at <= bindparam("resend_before",
+                                                    type_=_commands.sent_at.type))),
+        ),
+    )  # fmt: skip
+
+
+_WAITING = DriverRead(_waiting)
 
 
 def check_in_many(
@@ -356,8 +365,11 @@ def check_in_many(
     # In id order, so that two batches touching the same devices cannot deadlock.
     _SEEN.execute(session, [seen[device_id] for device_id in sorted(seen)])
     _forget_cached(session, seen)
-    waiting = set(session.scalars(_WAITING, {"devices": list(seen), "now": now,
-                                              "resend_before": now - REDELIVER_AFTER}))  # fmt: skip
+    waiting = {
+        device_id for (device_id,) in _WAITING.all(
+            session, items=list(seen), now=now, resend_before=now - REDELIVER_AFTER
+        )
+    }  # fmt: skip
     for outcome, _, _ in accepted:
         outcome.needs_follow_up |= outcome.device_id in waiting
     return outcomes
@@ -365,7 +377,8 @@ def check_in_many(
 
 def access_generation(*, session: Session) -> int | None:
     """The access counter's value (`devices.known`), read in this session's transaction."""
-    return session.scalar(_ACCESS_GENERATION)
+    rows = _ACCESS_GENERATION.all(session)
+    return rows[0][0] if rows else None
 
 
 def _learn(*, session: Session, keyring: Keyring, hashes: set[str], learned: Learned) -> None:
