@@ -88,6 +88,90 @@ def test_bulk_writes_convert_values_as_the_orm_does(db, clock):
     assert all(row.created_at.tzinfo is not None for row in rows.values())
 
 
+def test_driver_reads_convert_values_and_lists_as_the_orm_does(db, clock):
+    import uuid
+
+    from sqlalchemy import bindparam, insert, select
+
+    from smartprotect.db import BulkWrite, DriverRead
+    from smartprotect.privacy.keys.models import SubjectKey
+
+    keys_table = SubjectKey.__table__
+    subjects = [uuid.uuid4() for _ in range(5)]
+    BulkWrite(insert(keys_table), columns=("subject_id", "wrapped_key", "master_key_id",
+                                           "created_at")).execute(
+        db, [{"subject_id": s, "wrapped_key": b"k", "master_key_id": "k1",
+              "created_at": clock.now() + timedelta(minutes=n)} for n, s in enumerate(subjects)]
+    )  # fmt: skip
+
+    def build(n: int):
+        return select(keys_table.c.subject_id, keys_table.c.created_at).where(
+            keys_table.c.subject_id.in_(
+                [bindparam(f"item_{i}", type_=keys_table.c.subject_id.type) for i in range(n)]
+            ),
+            keys_table.c.created_at >= bindparam("since", type_=UTCDateTime()),
+        )
+
+    read = DriverRead(build)
+    # Three of the five asked for (padded to four in the statement), two of them late enough.
+    rows = read.all(db, items=subjects[:3], since=clock.now() + timedelta(minutes=1))
+    assert sorted(rows) == sorted(
+        [(subjects[1], clock.now() + timedelta(minutes=1)),
+         (subjects[2], clock.now() + timedelta(minutes=2))]
+    )  # fmt: skip
+    assert all(isinstance(subject, uuid.UUID) and at.tzinfo for subject, at in rows)
+    assert read.all(db, items=[uuid.uuid4()], since=clock.now()) == []
+    assert {n for _, n in read._prepared} == {4, 1}
+
+
+def test_driver_errors_are_sqlalchemys_and_heard_by_listeners(db):
+    from sqlalchemy import event, select
+    from sqlalchemy.exc import DBAPIError
+
+    from smartprotect.db import DriverRead
+
+    heard: list[str] = []
+    listener = lambda *args: heard.append(args[2])  # noqa: E731
+    event.listen(db.get_bind(), "before_cursor_execute", listener)
+    try:
+        with pytest.raises(DBAPIError):  # SQLAlchemy's, whichever the driver
+            DriverRead(lambda _: select(text("* FROM no_such_table"))).all(db)
+    finally:
+        event.remove(db.get_bind(), "before_cursor_execute", listener)
+    assert heard and "no_such_table" in heard[-1]
+
+
+def test_a_transaction_is_run_once_more_only_when_its_connection_was_lost():
+    import asyncio
+
+    from sqlalchemy.exc import OperationalError
+
+    from smartprotect.db import once_more_if_lost
+
+    def failing(lost_times: int, *, invalidated: bool):
+        attempts: list[int] = []
+
+        async def transaction() -> str:
+            attempts.append(1)
+            if len(attempts) <= lost_times:
+                raise OperationalError("SELECT 1", None, Exception("gone"),
+                                       connection_invalidated=invalidated)  # fmt: skip
+            return "stored"
+
+        return transaction, attempts
+
+    transaction, attempts = failing(1, invalidated=True)
+    assert asyncio.run(once_more_if_lost(transaction)) == "stored" and len(attempts) == 2
+    transaction, attempts = failing(2, invalidated=True)
+    with pytest.raises(OperationalError):
+        asyncio.run(once_more_if_lost(transaction))
+    assert len(attempts) == 2
+    transaction, attempts = failing(1, invalidated=False)
+    with pytest.raises(OperationalError):
+        asyncio.run(once_more_if_lost(transaction))
+    assert len(attempts) == 1
+
+
 def test_time_ordered_ids_are_version_7_and_sort_by_creation(monkeypatch):
     import time as time_module
 

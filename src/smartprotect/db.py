@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import enum
+import logging
 import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import anyio
 from sqlalchemy import DateTime, Enum, LargeBinary, MetaData, create_engine, event
@@ -33,6 +34,8 @@ NAMING_CONVENTION = {
 }
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+
+log = logging.getLogger(__name__)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -138,14 +141,40 @@ def make_engine(settings: Settings) -> Engine:
 
 def make_async_engine(engine: Engine, *, pool_size: int) -> AsyncEngine:
     """An asyncio engine on the same PostgreSQL database as `engine`, for work done on the
-    event loop (the check-in writer)."""
+    event loop (the check-in writer, long-polls).
+
+    Its connections are not pinged before each use: that is a round trip per batch, a sixth
+    of a check-in's server time. A connection found lost when used is invalidated instead,
+    and the transaction run once more on a fresh one (`once_more_if_lost`)."""
     return create_async_engine(
         engine.url,
-        pool_pre_ping=True,
+        pool_pre_ping=False,
         hide_parameters=True,
         pool_size=pool_size,
         max_overflow=0,
     )
+
+
+T = TypeVar("T")
+
+
+async def once_more_if_lost(transaction: Callable[[], Awaitable[T]]) -> T:
+    """Run a transaction; if it failed because its connection was lost (the database
+    restarted, or closed it while idle), run it once more, on a fresh connection.
+
+    The pool has invalidated the lost connection, and every other connection it held before
+    the same restart is found lost in turn, each by the one transaction that uses it first.
+    A connection lost during COMMIT leaves it unknown whether the first attempt was stored:
+    what runs here must bear being done twice (a check-in stored twice keeps two copies of
+    its fixes; a command whose delivery was stored but not answered is handed out again
+    when the device has not reported on it for a minute)."""
+    try:
+        return await transaction()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        log.warning("a database connection was lost; trying again on a fresh one")
+    return await transaction()
 
 
 # An execution option: this connection only reads (an export streamed for seconds), so on
@@ -357,12 +386,11 @@ def _on_driver(
     """Run one statement on the connection's driver cursor, in its transaction.
 
     What `Connection.exec_driver_sql` does that matters is kept: listeners of
-    `before_cursor_execute` hear of it, driver errors become SQLAlchemy's, and a lost
-    connection is invalidated (so the pool does not hand it out again). Its result objects
+    `before_cursor_execute` hear of it, and errors are handled by SQLAlchemy's own handler
+    (wrapped; a lost connection invalidated with the rest of its pool). Its result objects
     and execution context are not built: on the check-in path, that bookkeeping cost more
     than the database's own work for the batch's few statements."""
-    dbapi_connection = connection.connection.dbapi_connection
-    cursor = dbapi_connection.cursor()
+    cursor = connection.connection.dbapi_connection.cursor()
     try:
         if connection.dispatch.before_cursor_execute:
             connection.dispatch.before_cursor_execute(connection, cursor, sql, params, None, many)
@@ -370,17 +398,18 @@ def _on_driver(
             cursor.executemany(sql, params)
         else:
             cursor.execute(sql, params)
-        return cursor.fetchall() if fetch else None
+        rows = cursor.fetchall() if fetch else None
     except connection.dialect.loaded_dbapi.Error as exc:
-        lost = connection.dialect.is_disconnect(exc, dbapi_connection, cursor)
-        if lost:
-            connection.invalidate(exc)
-        raise DBAPIError.instance(
-            sql, None, exc, connection.dialect.loaded_dbapi.Error, connection_invalidated=lost,
-            dialect=connection.dialect,
-        ) from exc  # fmt: skip
-    finally:
+        # SQLAlchemy's own handling, as for any statement: the error wrapped, and if the
+        # connection was lost, it and every other connection the pool made before it are
+        # replaced (a restarted server has dropped them all). It closes the cursor.
+        connection._handle_dbapi_exception(exc, sql, params, cursor, None)
+        raise  # not reached: the handler raises
+    except BaseException:
         cursor.close()
+        raise
+    cursor.close()
+    return rows
 
 
 class BulkWrite:

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from smartprotect.db import KEYRING, NO_WAIT, DatabaseGate
+from smartprotect.db import KEYRING, NO_WAIT, DatabaseGate, once_more_if_lost
 from smartprotect.privacy.keys.master import Keyring
 
 # Bounded so one transaction stays short and its queries' parameter lists small: on SQLite a
@@ -89,9 +89,8 @@ class GroupCommitWriter:
 
     async def _write(self, items: list[Any]) -> list[Any]:
         try:
-            return await self._transaction(items)
+            return await self._attempt(items)
         except Exception:
-            self._batch_failed()
             if len(items) == 1:
                 raise
         # One bad item must not fail the others: write each on its own instead.
@@ -99,10 +98,20 @@ class GroupCommitWriter:
         outcomes: list[Any] = []
         for item in items:
             try:
-                outcomes.extend(await self._transaction([item]))
+                outcomes.extend(await self._attempt([item]))
             except Exception as exc:
                 outcomes.append(exc)
         return outcomes
+
+    async def _attempt(self, items: list[Any]) -> list[Any]:
+        async def transaction() -> list[Any]:
+            try:
+                return await self._transaction(items)
+            except Exception:
+                self._batch_failed()
+                raise
+
+        return await once_more_if_lost(transaction)
 
     async def _transaction(self, items: list[Any]) -> list[Any]:
         # The batch runs on the event loop, not in a worker thread: that thread and the loop

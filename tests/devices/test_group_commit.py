@@ -192,3 +192,31 @@ def test_a_batch_waits_for_another_processs_write_lock_off_the_event_loop(
     other.close()
     assert outcome.error is None and outcome.locations_stored == 1 and ticks == 20
     assert _stored(session_factory) == 1
+
+
+def test_check_ins_go_on_after_the_database_drops_the_writers_connections(
+    writer, credentials, clock, session_factory, engine, async_engine, committed
+):
+    """The writer's connections are not pinged before use. When the server has dropped them
+    all (restarted, or timed them out), the first batch to find one lost is stored, whole, on
+    a new connection, and the pool replaces the others."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("an SQLite file has no connection to lose")
+
+    async def scenario() -> list:
+        first = await _together(writer, [_report(c, clock) for c in credentials[:4]])
+        # The pool holds two connections; the server ends both.
+        async with async_engine.connect(), async_engine.connect():
+            pass
+        with engine.connect() as connection:  # not one of the writer's
+            connection.exec_driver_sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        return first + await _together(writer, [_report(c, clock) for c in credentials[4:8]])
+
+    outcomes = asyncio.run(scenario())
+    assert [o.error for o in outcomes] == [None] * 8
+    assert _stored(session_factory) == 8
+    # One commit per batch: the second was not split up and written item by item.
+    assert len(committed) == 2

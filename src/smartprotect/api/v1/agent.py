@@ -21,7 +21,7 @@ from starlette.types import Scope
 from smartprotect.commands import service as commands
 from smartprotect.commands.models import State
 from smartprotect.commands.schemas import SignedCommand
-from smartprotect.db import KEYRING
+from smartprotect.db import KEYRING, once_more_if_lost
 from smartprotect.deps import (
     DEVICE_CREDENTIAL_MISSING,
     ClockDep,
@@ -161,10 +161,14 @@ async def one_transaction(state, work: Callable[[Session], T]) -> T:
         return result
 
     if state.async_engine is not None:
-        async with AsyncSession(
-            state.async_engine, expire_on_commit=False, info={KEYRING: state.keyring}
-        ) as session:
-            return await session.run_sync(unit)
+
+        async def transaction() -> T:
+            async with AsyncSession(
+                state.async_engine, expire_on_commit=False, info={KEYRING: state.keyring}
+            ) as session:
+                return await session.run_sync(unit)
+
+        return await once_more_if_lost(transaction)
 
     def in_thread() -> T:
         with state.session_factory() as session:
