@@ -26,7 +26,6 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
@@ -223,15 +222,31 @@ def wrk(
 
 
 def check_in_script(path: Path, credentials: list[str]) -> Path:
-    fix = {"latitude": 43.2389, "longitude": 76.8897, "accuracy_m": 20, "method": "gps",
-           "fixed_at": datetime.now(UTC).isoformat()}  # fmt: skip
-    body = json.dumps({"battery_percent": 80, "locations": [fix]})
-    lua = ["wrk.method = 'POST'", f"wrk.body = {json.dumps(body)}",
-           "wrk.headers['Content-Type'] = 'application/json'", "local tokens = {"]  # fmt: skip
+    """A wrk script posting check-ins, each from the next credential, each with one new fix:
+    its time a microsecond on from the last one (per wrk thread), as devices report fixes
+    they have not sent before."""
+    body = json.dumps({"battery_percent": 80, "locations": [
+        {"latitude": 43.2389, "longitude": 76.8897, "accuracy_m": 20, "method": "gps",
+         "fixed_at": "FIXED_AT"}]})  # fmt: skip
+    before, after = body.split("FIXED_AT")
+    lua = ["wrk.method = 'POST'", "wrk.headers['Content-Type'] = 'application/json'",
+           "local threads = 0",
+           "function setup(thread) thread:set('number', threads); threads = threads + 1 end",
+           "local tokens = {"]  # fmt: skip
     lua += [f"  '{c}'," for c in credentials]
-    lua += ["}", "local i = 0", "request = function()", "  i = i % #tokens + 1",
-            "  wrk.headers['Authorization'] = 'Bearer ' .. tokens[i]",
-            "  return wrk.format(nil, '/api/v1/agent/check-in')", "end"]  # fmt: skip
+    lua += ["}", "local i = 0",
+            # A minute ago when this run of wrk began, then a microsecond a check-in.
+            "local start = os.time() - 60",
+            f"local before, after = {json.dumps(before)}, {json.dumps(after)}",
+            "request = function()",
+            "  i = i + 1",
+            "  local micros = i * 2 + (number or 0)",
+            "  local at = os.date('!%Y-%m-%dT%H:%M:%S', start + math.floor(micros / 1000000))",
+            "  local body = before .. at .. string.format('.%06d+00:00', micros % 1000000)",
+            "    .. after",
+            "  wrk.headers['Authorization'] = 'Bearer ' .. tokens[i % #tokens + 1]",
+            "  return wrk.format(nil, '/api/v1/agent/check-in', nil, body)",
+            "end"]  # fmt: skip
     path.write_text("\n".join(lua) + "\n")
     return path
 
