@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import re
+from datetime import timedelta
 
 from fastapi.testclient import TestClient
 
@@ -98,13 +100,19 @@ def add_device(session, *, keyring, clock, owner, capabilities=("locate",)):
     return device
 
 
+_fixes_reported = itertools.count(1)
+
+
 def report_fix(session, *, keyring, clock, device, latitude=43.2, longitude=76.9):
-    """The device checks in with one fix taken now."""
+    """The device checks in with one fix taken now: the clock's time, plus as many
+    microseconds as fixes were reported before (a device's fixes are told apart by their
+    time, and those reported later are later)."""
     from smartprotect.devices import service as devices
     from smartprotect.devices.schemas import CheckIn, LocationFix
 
+    taken = clock.now() + timedelta(microseconds=next(_fixes_reported))
     fix = LocationFix(latitude=latitude, longitude=longitude, accuracy_m=10, method="gps",
-                      fixed_at=clock.now())  # fmt: skip
+                      fixed_at=taken)  # fmt: skip
     (outcome,) = devices.check_in_many(
         session=session, keyring=keyring, clock=clock,
         reports=[devices.Report(credential_hash=device.credential_hash,

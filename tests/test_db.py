@@ -218,3 +218,55 @@ def test_scrub_empties_the_sqlite_log_and_waits_for_readers_only_as_long_as_told
     assert scrub(engine) is True
     assert wal.stat().st_size == 0
     engine.dispose()
+
+
+def test_the_unique_fix_migration_keeps_the_first_copy_of_each_fix(
+    engine, session_factory, clock, keyring, published_policy
+):
+    """Before it, a check-in sent again stored its fixes twice; upgrading keeps the copy
+    received first and makes (device, time) unique."""
+    import uuid
+
+    from alembic import command
+    from sqlalchemy import insert, select
+
+    from smartprotect.devices import service as devices
+    from smartprotect.devices.models import Capability, DeviceLocation
+    from smartprotect.devices.schemas import EnrollRequest
+    from tests.helpers import add_owner
+
+    with session_factory() as session:
+        owner = add_owner(session, clock=clock, keyring=keyring)
+        _, code = devices.create_enrollment_code(
+            session=session, keyring=keyring, user=owner, device_name="Laptop",
+            capabilities=[Capability.LOCATE], clock=clock,
+        )  # fmt: skip
+        device, _ = devices.enroll(session=session, keyring=keyring, clock=clock,
+                                   request=EnrollRequest(code=code, platform="linux"))  # fmt: skip
+        session.commit()
+        device_id = device.id
+
+    def migrate(step, revision: str) -> None:
+        config = migrations.alembic_config()
+        with engine.connect() as connection:
+            config.attributes["connection"] = connection
+            step(config, revision)
+
+    migrate(command.downgrade, "dfb58898fc38")
+    first_at, second_at = clock.now(), clock.now() + timedelta(seconds=1)
+    rows = [  # (fixed_at, received_at, marker): two copies of one fix, and another fix
+        (first_at, second_at, b"copy"), (first_at, first_at, b"first"),
+        (second_at, second_at, b"other"),
+    ]  # fmt: skip
+    with engine.begin() as connection:
+        connection.execute(insert(DeviceLocation.__table__), [
+            {"id": uuid.uuid4(), "device_id": device_id, "fixed_at": fixed, "received_at": got,
+             "sealed": marker} for fixed, got, marker in rows
+        ])  # fmt: skip
+    migrate(command.upgrade, "head")
+    with engine.connect() as connection:
+        kept = connection.execute(
+            select(DeviceLocation.__table__.c.sealed).order_by(DeviceLocation.fixed_at)
+        ).scalars().all()  # fmt: skip
+    assert kept == [b"first", b"other"]
+    assert migrations.is_up_to_date(engine)

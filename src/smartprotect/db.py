@@ -417,8 +417,15 @@ class BulkWrite:
     converted by its column's own type, but without SQLAlchemy's per-row bookkeeping, which
     otherwise costs the busiest writes (check-ins) more than the database does."""
 
-    def __init__(self, statement: Insert | Update, *, columns: Sequence[str] | None = None) -> None:
-        # An INSERT names the columns its rows give; an UPDATE's own bound parameters do.
+    def __init__(
+        self,
+        statement: Insert | Update | Callable[[str], Insert | Update],
+        *,
+        columns: Sequence[str] | None = None,
+    ) -> None:
+        # The statement, or (for a dialect's own clauses) a function of the dialect's name
+        # building it. An INSERT names the columns its rows give; an UPDATE's own bound
+        # parameters do.
         self._statement = statement
         self._keys = list(columns) if columns is not None else None
         self._prepared: dict[str, tuple[str, list[_Bind], bool]] = {}  # by dialect
@@ -426,7 +433,10 @@ class BulkWrite:
     def _prepare(self, dialect: Dialect) -> tuple[str, list[_Bind], bool]:
         key = f"{dialect.name}+{dialect.driver}"
         if key not in self._prepared:
-            compiled = self._statement.compile(dialect=dialect, column_keys=self._keys)
+            statement = self._statement
+            if callable(statement):
+                statement = statement(dialect.name)
+            compiled = statement.compile(dialect=dialect, column_keys=self._keys)
             self._prepared[key] = (str(compiled), _binds(compiled, dialect), compiled.positional)
         return self._prepared[key]
 

@@ -3,6 +3,8 @@ all, to the regular stack, which answers exactly as it does for every other rout
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import func, select
 
@@ -71,8 +73,10 @@ def test_a_body_past_the_fast_limit_is_read_whole_by_the_regular_stack(
     db,
 ):
     # Valid and larger than the fast path reads: the regular route stores it all.
-    fix = _fix(clock) | {"note": "x" * 1000}
-    fixes = [fix] * 100
+    fixes = [
+        _fix(clock, fixed_at=(clock.now() - timedelta(seconds=n)).isoformat(), note="x" * 1000)
+        for n in range(100)
+    ]
     body = {"locations": fixes}
     response = client.post(CHECK_IN, json=body, headers={"Authorization": f"Bearer {credential}"})
     assert len(response.request.content) > fast_path.FAST_BODY_LIMIT

@@ -97,7 +97,8 @@ def _check_in(db, keyring, device, report, clock) -> tuple[int, bool]:
 
 def test_check_in_stores_sealed_locations_and_battery(db, clock, keyring, owner):
     device, _ = _enroll(db, keyring, clock, _code(db, keyring, owner, clock))
-    report = CheckIn(battery_percent=81, locations=[_fix(clock), _fix(clock, method="wifi")])
+    wifi = _fix(clock, method="wifi", fixed_at=clock.now() - timedelta(seconds=1))
+    report = CheckIn(battery_percent=81, locations=[_fix(clock), wifi])
     assert _check_in(db, keyring, device, report, clock) == (2, False)
     assert device.battery_percent == 81 and device.last_seen_at == clock.now()
     raw = b"".join(row.sealed for row in db.scalars(select(DeviceLocation)))
@@ -105,6 +106,22 @@ def test_check_in_stores_sealed_locations_and_battery(db, clock, keyring, owner)
     history = devices.locations(session=db, keyring=keyring, device=device)
     assert {(p.latitude, p.longitude, p.accuracy_m) for p in history} == {(*ALMATY, 12.5)}
     assert {p.method.value for p in history} == {"gps", "wifi"}
+
+
+def test_a_check_in_sent_again_stores_its_fixes_once(db, clock, keyring, owner):
+    """The device never got the answer, so it sends the same fixes again (with a new one)."""
+    device, _ = _enroll(db, keyring, clock, _code(db, keyring, owner, clock))
+    earlier = _fix(clock, fixed_at=clock.now() - timedelta(minutes=5))
+    first = CheckIn(locations=[earlier, _fix(clock)])
+    assert _check_in(db, keyring, device, first, clock) == (2, False)
+    clock.advance(timedelta(seconds=30))
+    again = CheckIn(locations=[*first.locations, _fix(clock, latitude=43.3), _fix(clock)])
+    assert _check_in(db, keyring, device, again, clock) == (4, False)
+    history = devices.locations(session=db, keyring=keyring, device=device)
+    assert [(p.fixed_at, p.latitude) for p in history] == [
+        (clock.now(), 43.3), (clock.now() - timedelta(seconds=30), ALMATY[0]),
+        (clock.now() - timedelta(minutes=5, seconds=30), ALMATY[0]),
+    ]  # fmt: skip
 
 
 def test_nothing_unpermitted_is_stored(db, clock, keyring, owner):

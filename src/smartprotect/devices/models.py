@@ -102,7 +102,9 @@ class DeviceLocation(Model):
 
     __tablename__ = "device_locations"
     __table_args__ = (
-        Index("ix_device_locations_device_fix", "device_id", "fixed_at"),
+        # One fix per device and time: a fix sent again (the device never got the answer
+        # that said it was stored) is kept once (`devices.service._STORE_FIX`).
+        Index("ix_device_locations_device_fix", "device_id", "fixed_at", unique=True),
         # The retention job walks expired fixes in this order, a chunk after the other.
         Index("ix_device_locations_received_at_id", "received_at", "id"),
     )

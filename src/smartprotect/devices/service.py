@@ -15,13 +15,14 @@ from sqlalchemy import (
     and_,
     bindparam,
     func,
-    insert,
     or_,
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
+from sqlalchemy.sql.dml import Insert
 
 from smartprotect.accounts.models import User
 from smartprotect.audit import service as audit
@@ -258,9 +259,19 @@ _DEVICES_BY_CREDENTIAL = select(
     _devices.credential_hash.in_(bindparam("hashes", expanding=True)),
     _devices.revoked_at.is_(None),
 )  # fmt: skip
+
+
+def _insert_new_fixes(dialect: str) -> Insert:
+    """Fixes, but none a device has sent before (it sends them again when the answer that
+    they were stored was lost): one per device and time."""
+    insert_of = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
+    return insert_of(DeviceLocation.__table__).on_conflict_do_nothing(
+        index_elements=["device_id", "fixed_at"]
+    )
+
+
 _STORE_FIX = BulkWrite(
-    insert(DeviceLocation.__table__),
-    columns=("id", "device_id", "fixed_at", "received_at", "sealed"),
+    _insert_new_fixes, columns=("id", "device_id", "fixed_at", "received_at", "sealed")
 )
 # What a device did not report this time stays as it was.
 _SEEN = BulkWrite(
