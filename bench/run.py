@@ -73,15 +73,31 @@ def raise_file_limit() -> None:
 def database(workdir: Path, postgres: bool) -> str:
     if not postgres:
         return f"sqlite:///{workdir}/bench.db"
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import text
 
     name = f"sp_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(
-        "postgresql+psycopg://postgres@127.0.0.1/test", isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as connection:
+    with _admin().connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     return f"postgresql+psycopg://postgres@127.0.0.1/{name}"
+
+
+def _admin():
+    from sqlalchemy import create_engine
+
+    return create_engine(
+        "postgresql+psycopg://postgres@127.0.0.1/test", isolation_level="AUTOCOMMIT"
+    )
+
+
+def drop_database(url: str) -> None:
+    """A PostgreSQL database the benchmark made is dropped when it ends (an SQLite file
+    goes with its folder)."""
+    if not url.startswith("postgresql"):
+        return
+    from sqlalchemy import text
+
+    with _admin().connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
 
 
 class Owner(NamedTuple):
@@ -372,6 +388,7 @@ def main() -> None:
         for process in (server, bare):
             process.terminate()
             process.wait()
+        drop_database(url)
     print(json.dumps(results, indent=2))
 
 
