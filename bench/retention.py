@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 # The sibling benchmark's helpers (this script's folder is on the path when it runs).
 from run import (
     check_in_script,
+    drop_database,
     server_env,
     set_up,
     start_server,
@@ -37,6 +38,12 @@ from run import (
 AGE = timedelta(days=400)
 LOAD_BATCH = 200_000
 WRK_CONNECTIONS = 16
+
+
+def _taken(received: datetime, row: int) -> datetime:
+    """Each fix its own time, a microsecond before the last (a device's fixes are unique by
+    time)."""
+    return received - timedelta(microseconds=row)
 
 
 def load_rows(url: str, device_ids: list[str], rows: int) -> float:
@@ -54,7 +61,7 @@ def load_rows(url: str, device_ids: list[str], rows: int) -> float:
         for start_row in range(0, rows, LOAD_BATCH):
             batch = (
                 (f"{millis + i // 1000:012x}7000{i:016x}", devices[i % len(devices)].hex,
-                 moment, moment, sealed)
+                 _taken(received, i).strftime("%Y-%m-%d %H:%M:%S.%f"), moment, sealed)
                 for i in range(start_row, min(start_row + LOAD_BATCH, rows))
             )  # fmt: skip
             connection.executemany(
@@ -78,7 +85,9 @@ def load_rows(url: str, device_ids: list[str], rows: int) -> float:
             ):
                 for i in range(rows):
                     row_id = uuid.UUID(f"{millis + i // 1000:012x}7000{i:016x}")
-                    copy.write_row((row_id, devices[i % len(devices)], received, received, sealed))
+                    copy.write_row(
+                        (row_id, devices[i % len(devices)], _taken(received, i), received, sealed)
+                    )
             connection.commit()
             connection.autocommit = True  # VACUUM runs outside a transaction
             connection.execute("VACUUM ANALYZE device_locations")
@@ -134,6 +143,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait()
+        drop_database(url)
     print(json.dumps(results, indent=2))
 
 

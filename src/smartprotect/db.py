@@ -165,9 +165,11 @@ async def once_more_if_lost(transaction: Callable[[], Awaitable[T]]) -> T:
     The pool has invalidated the lost connection, and every other connection it held before
     the same restart is found lost in turn, each by the one transaction that uses it first.
     A connection lost during COMMIT leaves it unknown whether the first attempt was stored:
-    what runs here must bear being done twice (a check-in stored twice keeps two copies of
-    its fixes; a command whose delivery was stored but not answered is handed out again
-    when the device has not reported on it for a minute)."""
+    what runs here must bear being done twice. A check-in stored twice keeps its fixes once
+    (unique by device and time), its "last seen" the later. A command whose delivery was
+    stored but not answered is handed out again once the device has not reported on it for
+    a minute. An FMD phone's upload is stored twice, and a command it polled is not given
+    again (as when its answer is lost on the way)."""
     try:
         return await transaction()
     except DBAPIError as exc:
@@ -399,15 +401,13 @@ def _on_driver(
         else:
             cursor.execute(sql, params)
         rows = cursor.fetchall() if fetch else None
-    except connection.dialect.loaded_dbapi.Error as exc:
-        # SQLAlchemy's own handling, as for any statement: the error wrapped, and if the
+    except BaseException as exc:
+        # SQLAlchemy's own handling, as for any statement: a driver error wrapped; if the
         # connection was lost, it and every other connection the pool made before it are
-        # replaced (a restarted server has dropped them all). It closes the cursor.
+        # replaced (a restarted server has dropped them all); one interrupted mid-statement
+        # (a cancelled task) is not given back to the pool.
         connection._handle_dbapi_exception(exc, sql, params, cursor, None)
         raise  # not reached: the handler raises
-    except BaseException:
-        cursor.close()
-        raise
     cursor.close()
     return rows
 
@@ -505,12 +505,10 @@ class DriverRead:
         sql, binds, positional, results = self._prepare(connection.dialect, n)
         for i in range(n):
             params[f"item_{i}"] = items[min(i, len(items) - 1)]
-        values: Any = [
-            bind.fixed[0] if bind.fixed is not None
-            else bind.convert(params[bind.name]) if bind.convert is not None
-            else params[bind.name]
-            for bind in binds
-        ]  # fmt: skip
+        values: Any = []
+        for bind in binds:
+            value = bind.fixed[0] if bind.fixed is not None else params[bind.name]
+            values.append(value if bind.convert is None else bind.convert(value))
         if not positional:
             values = dict(zip([bind.name for bind in binds], values, strict=True))
         rows = _on_driver(connection, sql, values, fetch=True) or []

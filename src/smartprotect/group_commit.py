@@ -62,7 +62,8 @@ class GroupCommitWriter:
         raise NotImplementedError
 
     def _batch_failed(self) -> None:
-        """Called when a whole batch failed, before its items are written one by one."""
+        """Called whenever a transaction of the writer's failed (before it is tried again, or
+        its items are written one by one): what it learned may not hold."""
 
     async def submit(self, item: Any) -> Any:
         """Store one item; returns its outcome when it is committed (or refused)."""

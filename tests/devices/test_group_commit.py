@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, text
 
 from smartprotect.db import make_async_engine, make_gate, unit_of_work
 from smartprotect.devices import group_commit
@@ -205,14 +205,18 @@ def test_check_ins_go_on_after_the_database_drops_the_writers_connections(
 
     async def scenario() -> list:
         first = await _together(writer, [_report(c, clock) for c in credentials[:4]])
-        # The pool holds two connections; the server ends both.
-        async with async_engine.connect(), async_engine.connect():
-            pass
+        # The pool holds two connections; the server ends both (and nothing else).
+        async with async_engine.connect() as one, async_engine.connect() as two:
+            pids = [(await c.exec_driver_sql("SELECT pg_backend_pid()")).scalar()
+                    for c in (one, two)]  # fmt: skip
+            await one.rollback()
+            await two.rollback()
         with engine.connect() as connection:  # not one of the writer's
-            connection.exec_driver_sql(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
+            ended = [
+                connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                .scalar() for pid in pids
+            ]  # fmt: skip
+        assert ended == [True, True]
         return first + await _together(writer, [_report(c, clock) for c in credentials[4:8]])
 
     outcomes = asyncio.run(scenario())

@@ -372,6 +372,9 @@ def check_in_many(
             )  # fmt: skip
             change["accounts_at"] = now
             outcome.accounts_stored = True
+    # In (device, time) order, as the unique index holds them: two batches storing the same
+    # resent fixes wait for each other in one order, and cannot deadlock.
+    fixes.sort(key=_fix_order)
     _STORE_FIX.execute(session, fixes)
     # In id order, so that two batches touching the same devices cannot deadlock.
     _SEEN.execute(session, [seen[device_id] for device_id in sorted(seen)])
@@ -384,6 +387,10 @@ def check_in_many(
     for outcome, _, _ in accepted:
         outcome.needs_follow_up |= outcome.device_id in waiting
     return outcomes
+
+
+def _fix_order(row: dict[str, Any]) -> tuple[uuid.UUID, Any]:
+    return row["device_id"], row["fixed_at"]
 
 
 def access_generation(*, session: Session) -> int | None:

@@ -2,7 +2,9 @@
 
 A fix a device sent again, because the answer saying it was stored never reached it, was
 stored twice. Such copies are deleted (the first received is kept), and the index on
-(device_id, fixed_at) becomes unique, so that the check-in's insert can skip them.
+(device_id, fixed_at) becomes unique, so that the check-in's insert can skip them. On a very
+large table the clean-up may outlast the migrations' statement timeout (env.py): run it at
+a quiet hour, or with a longer timeout.
 
 Revision ID: a51804b74be6
 Revises: dfb58898fc38
@@ -20,6 +22,11 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        # Until the unique index stands, no server still running the previous version can
+        # store a copy between the clean-up and the index (it waits, at most the lock
+        # timeout; deploy the new version everywhere, then migrate). Reads go on.
+        op.execute("LOCK TABLE device_locations IN SHARE ROW EXCLUSIVE MODE")
     op.execute(
         "DELETE FROM device_locations WHERE id IN ("
         " SELECT id FROM ("
