@@ -230,21 +230,13 @@ def test_the_unique_fix_migration_keeps_the_first_copy_of_each_fix(
     from alembic import command
     from sqlalchemy import insert, select
 
-    from smartprotect.devices import service as devices
-    from smartprotect.devices.models import Capability, DeviceLocation
-    from smartprotect.devices.schemas import EnrollRequest
-    from tests.helpers import add_owner
+    from smartprotect.devices.models import DeviceLocation
+    from tests.helpers import add_device, add_owner
 
     with session_factory() as session:
         owner = add_owner(session, clock=clock, keyring=keyring)
-        _, code = devices.create_enrollment_code(
-            session=session, keyring=keyring, user=owner, device_name="Laptop",
-            capabilities=[Capability.LOCATE], clock=clock,
-        )  # fmt: skip
-        device, _ = devices.enroll(session=session, keyring=keyring, clock=clock,
-                                   request=EnrollRequest(code=code, platform="linux"))  # fmt: skip
+        device_id = add_device(session, keyring=keyring, clock=clock, owner=owner).id
         session.commit()
-        device_id = device.id
 
     def migrate(step, revision: str) -> None:
         config = migrations.alembic_config()
