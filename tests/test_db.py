@@ -88,6 +88,64 @@ def test_bulk_writes_convert_values_as_the_orm_does(db, clock):
     assert all(row.created_at.tzinfo is not None for row in rows.values())
 
 
+def test_bulk_writes_over_arrays_keep_every_value_as_it_was(db, clock):
+    """On PostgreSQL the write goes as one statement over array literals; whatever a value
+    holds (quotes, backslashes, braces, the word NULL, zero bytes) comes back unchanged, and
+    on SQLite the same rows go row by row."""
+    import uuid
+
+    from sqlalchemy import (
+        Column,
+        Integer,
+        LargeBinary,
+        MetaData,
+        String,
+        Table,
+        event,
+        insert,
+        select,
+    )  # fmt: skip
+    from sqlalchemy.types import Uuid
+
+    from smartprotect.db import BulkWrite, unnested
+
+    table = Table(
+        "bulk_samples", MetaData(),
+        Column("id", Uuid, primary_key=True), Column("label", String(64)),
+        Column("count", Integer), Column("blob", LargeBinary), Column("at", UTCDateTime),
+        prefixes=["TEMPORARY"],
+    )  # fmt: skip
+    connection = db.connection()
+    table.create(connection)
+    keys = ("id", "label", "count", "blob", "at")
+    rows_in = unnested("rows_in", **{key: table.c[key].type for key in keys})
+    store = BulkWrite(
+        insert(table), columns=keys,
+        arrays=insert(table).from_select(keys, select(*[rows_in.c[key] for key in keys])),
+    )  # fmt: skip
+    labels = ['say "hi"', "back\\slash\\", "a, {b}", "NULL", "", "юникод ✓", "it's", "  ", None]
+    blobs = [b"\x00\\\"'{},", b"", None, bytes(range(256))]
+    rows = [
+        {"id": uuid.uuid4(), "label": label, "count": n - 4 if n % 3 else None,
+         "blob": blobs[n % len(blobs)],
+         "at": None if n == 2 else clock.now() + timedelta(microseconds=n * 7)}
+        for n, label in enumerate(labels)
+    ]  # fmt: skip
+    executemany = []
+
+    def heard(*args):
+        executemany.append(args[5])
+
+    event.listen(connection, "before_cursor_execute", heard)
+    store.execute(db, rows)
+    event.remove(connection, "before_cursor_execute", heard)
+    # One statement on PostgreSQL; executemany (one call, many rows) on SQLite.
+    assert executemany == [connection.dialect.name != "postgresql"]
+    stored = {row.id: row._asdict() for row in db.execute(select(table))}
+    assert stored == {row["id"]: row for row in rows}
+    table.drop(connection)
+
+
 def test_driver_reads_convert_values_and_lists_as_the_orm_does(db, clock):
     import uuid
 

@@ -31,7 +31,7 @@ from smartprotect.clock import Clock
 from smartprotect.commands import notify
 from smartprotect.commands.models import REDELIVER_AFTER, Command
 from smartprotect.commands.models import State as CommandState
-from smartprotect.db import BulkWrite, DriverRead, time_ordered_id
+from smartprotect.db import BulkWrite, DriverRead, time_ordered_id, unnested
 from smartprotect.devices.known import Known, KnownDevices, Learned
 from smartprotect.devices.models import (
     AccessGeneration,
@@ -252,6 +252,7 @@ def _future_fix(report: CheckIn, now) -> ValidationFailed | None:
 
 # The check-in path's statements, built once: every check-in runs them.
 _devices = Device.__table__.c
+_locations = DeviceLocation.__table__.c
 _DEVICES_BY_CREDENTIAL = select(
     _devices.id, _devices.user_id, _devices.credential_hash, _devices.capabilities,
     _devices.lost, _devices.found_notified_at,
@@ -270,8 +271,16 @@ def _insert_new_fixes(dialect: str) -> Insert:
     )
 
 
+_FIX_COLUMNS = ("id", "device_id", "fixed_at", "received_at", "sealed")
+# On PostgreSQL the batch's fixes go in one statement (`BulkWrite`'s `arrays`), in the order
+# given: per row, the driver's pipeline cost more than the server's work (measured).
+_new_fixes = unnested("new_fixes", **{c: _locations[c].type for c in _FIX_COLUMNS})
 _STORE_FIX = BulkWrite(
-    _insert_new_fixes, columns=("id", "device_id", "fixed_at", "received_at", "sealed")
+    _insert_new_fixes,
+    columns=_FIX_COLUMNS,
+    arrays=_insert_new_fixes("postgresql").from_select(
+        _FIX_COLUMNS, select(*[_new_fixes.c[c] for c in _FIX_COLUMNS])
+    ),
 )
 # What a device did not report this time stays as it was.
 _SEEN = BulkWrite(
