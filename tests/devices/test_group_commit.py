@@ -224,3 +224,50 @@ def test_check_ins_go_on_after_the_database_drops_the_writers_connections(
     assert _stored(session_factory) == 8
     # One commit per batch: the second was not split up and written item by item.
     assert len(committed) == 2
+
+
+def test_check_ins_whose_batch_deadlocks_are_all_stored(
+    writer, credentials, clock, session_factory, engine, committed
+):
+    """On PostgreSQL a batch's devices are updated by one statement, which takes their rows
+    in the order the planner visits them. Another transaction taking the same rows in
+    another order can then deadlock with it; the database ends that by failing one of the
+    two. If that is the batch, its check-ins are written one by one: all are stored."""
+    import threading
+
+    from sqlalchemy import update
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's one write lock is held by one transaction at a time")
+    with session_factory() as session:
+        ids = [session.scalar(select(Device.id).where(Device.credential_hash == hash_token(c)))
+               for c in credentials[:2]]  # fmt: skip
+    outcomes: list = []
+    batch = threading.Thread(target=lambda: outcomes.extend(
+        asyncio.run(_together(writer, [_report(c, clock) for c in credentials[:2]]))
+    ))  # fmt: skip
+    with engine.connect() as other:
+        # Its own deadlock check comes long after the batch's (1 s): the batch is failed.
+        other.execute(text("SET deadlock_timeout = '30s'"))
+        other.execute(update(Device).where(Device.id == ids[1]).values(battery_percent=1))
+        batch.start()
+        waiting = 0
+        for _ in range(1000):
+            waiting = other.execute(text(
+                "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid <> pg_backend_pid()"
+            )).scalar()  # fmt: skip
+            if waiting:
+                break
+            batch.join(0.01)
+        assert waiting, "the batch never waited for the second device"
+        # If the batch took the first device before waiting, the two now wait for each other.
+        other.execute(update(Device).where(Device.id == ids[0]).values(battery_percent=1))
+        other.commit()
+    batch.join(30)
+    assert not batch.is_alive()
+    assert [o.error for o in outcomes] == [None, None]
+    assert _stored(session_factory) == 2
+    with session_factory() as session:
+        assert set(session.scalars(select(Device.battery_percent).where(Device.id.in_(ids)))) == {
+            70
+        }
