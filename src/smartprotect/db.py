@@ -517,7 +517,10 @@ def unnested(name: str, **types: TypeEngine) -> TableValuedAlias:
 def array_of(key: str, type_: TypeEngine) -> ColumnElement[Any]:
     """The batch's column `key` (of `type_`'s values) as a PostgreSQL array, for a
     `BulkWrite`'s PostgreSQL statement (as `unnested` holds it)."""
-    return cast(bindparam(key, type_=ArrayLiteral(type_)), postgresql.ARRAY(type_))
+    # Cast to `varchar(n)`, a longer value would be cut short without a word; as unbounded
+    # text it is refused when stored in its column, as it is row by row.
+    element = String() if isinstance(type_, String) and type_.length else type_
+    return cast(bindparam(key, type_=ArrayLiteral(type_)), postgresql.ARRAY(element))
 
 
 class ArrayLiteral(TypeDecorator[str]):

@@ -291,11 +291,12 @@ _REPORTED = (("battery_percent", "battery"), ("agent_version", "version"),
 def _seen_over_arrays() -> Update:
     """`_SEEN` on PostgreSQL: the batch's devices updated by one statement.
 
-    It takes their rows in the order the planner visits them, not in id order. Locking them
-    first in id order cost a third more of the database's time a check-in (measured); a
-    deadlock needs another transaction taking two of the same devices at once in the other
-    order (two devices each checking in twice at the same moment), and the database ends
-    it by failing one of the two: a failed batch is written check-in by check-in
+    It takes their rows in the order the planner visits them: mostly in id order (the batch
+    is sorted), but not always (a bitmap scan visits them as they lie in the table). Locking
+    them first in id order cost a third more of the database's time a check-in (measured);
+    a deadlock needs another transaction taking two of the same devices at once in the
+    other order (two devices each checking in twice at the same moment), and the database
+    ends it by failing one of the two: a failed batch is written check-in by check-in
     (`group_commit`)."""
     changes = unnested("changes", device=_devices.id.type, seen=_devices.last_seen_at.type,
                        **{name: _devices[column].type for column, name in _REPORTED})  # fmt: skip
