@@ -232,10 +232,12 @@ def test_check_ins_whose_batch_deadlocks_are_all_stored(
     """On PostgreSQL a batch's devices are updated by one statement, which takes their rows
     in the order the planner visits them. Another transaction taking the same rows in
     another order can then deadlock with it; the database ends that by failing one of the
-    two. If that is the batch, its check-ins are written one by one: all are stored."""
+    two. If that is the batch, its check-ins are written one by one: all are stored, and
+    neither transaction's changes are lost."""
     import threading
 
     from sqlalchemy import update
+    from sqlalchemy.exc import OperationalError
 
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite's one write lock is held by one transaction at a time")
@@ -246,28 +248,42 @@ def test_check_ins_whose_batch_deadlocks_are_all_stored(
     batch = threading.Thread(target=lambda: outcomes.extend(
         asyncio.run(_together(writer, [_report(c, clock) for c in credentials[:2]]))
     ))  # fmt: skip
+    # The owner renames both devices meanwhile: columns a check-in does not write, so both
+    # changes must survive whichever of the two commits last.
+    rename = update(Device).values(name="Renamed")
     with engine.connect() as other:
-        # Its own deadlock check comes long after the batch's (1 s): the batch is failed.
-        other.execute(text("SET deadlock_timeout = '30s'"))
-        other.execute(update(Device).where(Device.id == ids[1]).values(battery_percent=1))
+        # Its own deadlock check comes after the batch's (1 s), so it is the batch that is
+        # failed, unless the batch's check ran before this one began to wait (a slow machine).
+        other.execute(text("SET deadlock_timeout = '5s'"))
+        other.execute(rename.where(Device.id == ids[1]))
         batch.start()
         waiting = 0
         for _ in range(1000):
             waiting = other.execute(text(
-                "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid <> pg_backend_pid()"
+                "SELECT count(*) FROM pg_locks JOIN pg_stat_activity USING (pid)"
+                " WHERE NOT granted AND datname = current_database()"
             )).scalar()  # fmt: skip
             if waiting:
                 break
             batch.join(0.01)
         assert waiting, "the batch never waited for the second device"
         # If the batch took the first device before waiting, the two now wait for each other.
-        other.execute(update(Device).where(Device.id == ids[0]).values(battery_percent=1))
-        other.commit()
+        try:
+            other.execute(rename.where(Device.id == ids[0]))
+        except OperationalError:
+            other.rollback()
+            renamed = False
+        else:
+            other.commit()
+            renamed = True
     batch.join(30)
     assert not batch.is_alive()
     assert [o.error for o in outcomes] == [None, None]
     assert _stored(session_factory) == 2
     with session_factory() as session:
-        assert set(session.scalars(select(Device.battery_percent).where(Device.id.in_(ids)))) == {
-            70
-        }
+        devices = session.execute(
+            select(Device.battery_percent, Device.name).where(Device.id.in_(ids))
+        ).all()
+    assert {battery for battery, _ in devices} == {70}
+    if renamed:
+        assert {name for _, name in devices} == {"Renamed"}
