@@ -88,10 +88,10 @@ def test_bulk_writes_convert_values_as_the_orm_does(db, clock):
     assert all(row.created_at.tzinfo is not None for row in rows.values())
 
 
-def test_bulk_writes_over_arrays_keep_every_value_as_it_was(db, clock):
-    """On PostgreSQL the write goes as one statement over array literals; whatever a value
-    holds (quotes, backslashes, braces, the word NULL, zero bytes) comes back unchanged, and
-    on SQLite the same rows go row by row."""
+def test_bulk_writes_keep_every_value_as_it_was(db, clock):
+    """Whatever a value holds (quotes, backslashes, braces, the word NULL, zero bytes), it
+    comes back unchanged: on PostgreSQL written by one statement over array literals
+    (`ArrayStatement`), on SQLite row by row (`BulkWrite`)."""
     import uuid
 
     from sqlalchemy import (
@@ -108,7 +108,7 @@ def test_bulk_writes_over_arrays_keep_every_value_as_it_was(db, clock):
     from sqlalchemy.exc import DBAPIError
     from sqlalchemy.types import Uuid
 
-    from smartprotect.db import BulkWrite, unnested
+    from smartprotect.db import ArrayStatement, BulkWrite, unnested
 
     table = Table(
         "bulk_samples", MetaData(),
@@ -119,11 +119,21 @@ def test_bulk_writes_over_arrays_keep_every_value_as_it_was(db, clock):
     connection = db.connection()
     table.create(connection)
     keys = ("id", "label", "count", "blob", "at")
-    rows_in = unnested("rows_in", **{key: table.c[key].type for key in keys})
-    store = BulkWrite(
-        insert(table), columns=keys,
-        arrays=insert(table).from_select(keys, select(*[rows_in.c[key] for key in keys])),
-    )  # fmt: skip
+    on_postgres = connection.dialect.name == "postgresql"
+    if on_postgres:
+        rows_in = unnested("rows_in", **{key: table.c[key].type for key in keys})
+        over_arrays = ArrayStatement(
+            insert(table).from_select(keys, select(*[rows_in.c[key] for key in keys]))
+        )
+
+        def store(rows):
+            assert over_arrays.execute(db, **{k: [row[k] for row in rows] for k in keys}) == []
+    else:
+        row_by_row = BulkWrite(insert(table), columns=keys)
+
+        def store(rows):
+            row_by_row.execute(db, rows)
+
     labels = ['say "hi"', "back\\slash\\", "a, {b}", "NULL", "", "юникод ✓", "it's", "  ", None]
     blobs = [b"\x00\\\"'{},", b"", None, bytes(range(256))]
     rows = [
@@ -138,19 +148,41 @@ def test_bulk_writes_over_arrays_keep_every_value_as_it_was(db, clock):
         executemany.append(args[5])
 
     event.listen(connection, "before_cursor_execute", heard)
-    store.execute(db, rows)
+    store(rows)
     event.remove(connection, "before_cursor_execute", heard)
     # One statement on PostgreSQL; executemany (one call, many rows) on SQLite.
-    assert executemany == [connection.dialect.name != "postgresql"]
+    assert executemany == [not on_postgres]
     stored = {row.id: row._asdict() for row in db.execute(select(table))}
     assert stored == {row["id"]: row for row in rows}
-    if connection.dialect.name == "postgresql":
+    if on_postgres:
         # Too long for its column: refused, as row by row, not cut short.
         with pytest.raises(DBAPIError, match="too long"):
-            store.execute(db, [{**rows[0], "id": uuid.uuid4(), "label": "x" * 65}])
+            store([{**rows[0], "id": uuid.uuid4(), "label": "x" * 65}])
         db.rollback()
         return
     table.drop(connection)
+
+
+def test_array_statements_return_their_rows_converted(db):
+    """A statement over arrays gives back its rows, converted by their columns' types; it
+    needs PostgreSQL."""
+    import uuid
+
+    from sqlalchemy import select
+    from sqlalchemy.types import Uuid
+
+    from smartprotect.db import ArrayStatement, UTCDateTime, unnested
+
+    pairs = unnested("pairs", id=Uuid(), at=UTCDateTime())
+    statement = ArrayStatement(select(pairs.c.id, pairs.c.at))
+    ids = [uuid.uuid4(), uuid.uuid4()]
+    times = [datetime(2026, 11, 26, 23, 0, tzinfo=UTC), None]
+    if db.connection().dialect.name != "postgresql":
+        with pytest.raises(NotImplementedError, match="PostgreSQL"):
+            statement.execute(db, id=ids, at=times)
+        return
+    assert statement.execute(db, id=ids, at=times) == list(zip(ids, times, strict=True))
+    assert statement.execute(db, id=[], at=[]) == []
 
 
 def test_driver_reads_convert_values_and_lists_as_the_orm_does(db, clock):

@@ -8,7 +8,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, ClassVar, NamedTuple, TypeVar
@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import Executable, Select
 from sqlalchemy.sql.dml import Insert, Update
 from sqlalchemy.sql.expression import ColumnElement, TableValuedAlias
 from sqlalchemy.types import TypeDecorator, TypeEngine, Uuid
@@ -433,41 +433,29 @@ def _on_driver(
 class BulkWrite:
     """An INSERT or UPDATE run for many rows at once: compiled once per dialect, each value
     converted by its column's own type, but without SQLAlchemy's per-row bookkeeping, which
-    otherwise costs the busiest writes (check-ins) more than the database does.
-
-    With `arrays`, PostgreSQL is given the same write as one statement over the rows' columns
-    as arrays (`unnested`), the rows taken in the order given: the driver then sends one
-    statement, not one a row, which costs both sides less (measured)."""
+    otherwise costs the busiest writes (check-ins) more than the database does."""
 
     def __init__(
         self,
         statement: Insert | Update | Callable[[str], Insert | Update],
         *,
         columns: Sequence[str] | None = None,
-        arrays: Insert | Update | None = None,
     ) -> None:
         # The statement, or (for a dialect's own clauses) a function of the dialect's name
         # building it. An INSERT names the columns its rows give; an UPDATE's own bound
         # parameters do.
         self._statement = statement
         self._keys = list(columns) if columns is not None else None
-        # The PostgreSQL statement, its parameters arrays named after the rows' keys.
-        self._arrays = arrays
-        self._prepared: dict[str, tuple[str, list[_Bind], bool, bool]] = {}  # by dialect
+        self._prepared: dict[str, tuple[str, list[_Bind], bool]] = {}  # by dialect
 
-    def _prepare(self, dialect: Dialect) -> tuple[str, list[_Bind], bool, bool]:
+    def _prepare(self, dialect: Dialect) -> tuple[str, list[_Bind], bool]:
         key = f"{dialect.name}+{dialect.driver}"
         if key not in self._prepared:
-            over_arrays = self._arrays is not None and dialect.name == "postgresql"
-            if over_arrays:
-                compiled = self._arrays.compile(dialect=dialect)
-            else:
-                statement = self._statement
-                if callable(statement):
-                    statement = statement(dialect.name)
-                compiled = statement.compile(dialect=dialect, column_keys=self._keys)
-            binds = _binds(compiled, dialect)
-            self._prepared[key] = (str(compiled), binds, compiled.positional, over_arrays)
+            statement = self._statement
+            if callable(statement):
+                statement = statement(dialect.name)
+            compiled = statement.compile(dialect=dialect, column_keys=self._keys)
+            self._prepared[key] = (str(compiled), _binds(compiled, dialect), compiled.positional)
         return self._prepared[key]
 
     def execute(self, session: Session, rows: Sequence[dict[str, Any]]) -> None:
@@ -476,47 +464,82 @@ class BulkWrite:
         if not rows:
             return
         connection = session.connection()
-        sql, binds, positional, over_arrays = self._prepare(connection.dialect)
-        # Rows often repeat a value (the batch's time, a device): convert each value once.
-        columns = []
-        for bind in binds:
-            if bind.fixed is not None:
-                values = [bind.fixed[0]] * len(rows)
-            else:
-                values = [row[bind.name] for row in rows]
-            if bind.convert is not None:
-                converted: dict[Any, Any] = {}
-                values = [
-                    converted[value] if value in converted
-                    else converted.setdefault(value, bind.convert(value))
-                    for value in values
-                ]  # fmt: skip
-            columns.append(values)
-        if over_arrays:
-            params: Any = {
-                bind.name: bind.literal(values) if bind.literal is not None else values[0]
-                for bind, values in zip(binds, columns, strict=True)
-            }
-            _on_driver(connection, sql, params)
-        elif positional:
-            params = list(zip(*columns, strict=True))
-            _on_driver(connection, sql, params, many=True)
+        sql, binds, positional = self._prepare(connection.dialect)
+        columns = [
+            _converted(
+                [bind.fixed[0]] * len(rows) if bind.fixed is not None
+                else [row[bind.name] for row in rows],
+                bind.convert,
+            )
+            for bind in binds
+        ]  # fmt: skip
+        if positional:
+            params: Any = list(zip(*columns, strict=True))
         else:
             names = [bind.name for bind in binds]
             params = [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
-            _on_driver(connection, sql, params, many=True)
+        _on_driver(connection, sql, params, many=True)
+
+
+def _converted(values: list[Any], convert: Callable[[Any], Any] | None) -> list[Any]:
+    """Values converted by their type's bind processor; rows often repeat one (the batch's
+    time, a device), so each distinct value is converted once."""
+    if convert is None:
+        return values
+    converted: dict[Any, Any] = {}
+    return [
+        converted[value] if value in converted else converted.setdefault(value, convert(value))
+        for value in values
+    ]
+
+
+class ArrayStatement:
+    """One PostgreSQL statement over whole batches of rows: each parameter the statement
+    takes as an array (`unnested`, `array_of`) is given as a list of values and sent as one
+    array literal, the others as single values. The driver then sends one statement for
+    the batch, not one a row, which costs both sides less (measured)."""
+
+    def __init__(self, statement: Executable) -> None:
+        self._statement = statement
+        self._prepared: dict[str, tuple[str, list[_Bind], list]] = {}  # by driver
+
+    def _prepare(self, dialect: Dialect) -> tuple[str, list[_Bind], list]:
+        key = f"{dialect.name}+{dialect.driver}"
+        if key not in self._prepared:
+            if dialect.name != "postgresql":
+                raise NotImplementedError(f"array statements need PostgreSQL, not {dialect.name}")
+            compiled = self._statement.compile(dialect=dialect)
+            results = _result_processors(self._statement.exported_columns, dialect)
+            self._prepared[key] = (str(compiled), _binds(compiled, dialect), results)
+        return self._prepared[key]
+
+    def execute(self, session: Session, **params: Any) -> list[tuple[Any, ...]]:
+        """Run it in this session's transaction (its own, if that is in autocommit mode);
+        the rows it returns, if any."""
+        connection = session.connection()
+        sql, binds, results = self._prepare(connection.dialect)
+        values: dict[str, Any] = {}
+        for bind in binds:
+            value = bind.fixed[0] if bind.fixed is not None else params[bind.name]
+            if bind.literal is not None:
+                value = bind.literal(_converted(list(value), bind.convert))
+            elif bind.convert is not None:
+                value = bind.convert(value)
+            values[bind.name] = value
+        return _converted_rows(_on_driver(connection, sql, values, fetch=bool(results)) or [],
+                               results)  # fmt: skip
 
 
 def unnested(name: str, **types: TypeEngine) -> TableValuedAlias:
-    """A batch's rows as a table, for a `BulkWrite`'s PostgreSQL statement: one array
-    parameter a column, named after it (the rows' key), unnested side by side."""
+    """A batch's rows as a table, for an `ArrayStatement`: one array parameter a column,
+    named after it, unnested side by side."""
     arrays = [array_of(key, type_) for key, type_ in types.items()]
     return func.unnest(*arrays).table_valued(*types).render_derived(name)
 
 
 def array_of(key: str, type_: TypeEngine) -> ColumnElement[Any]:
-    """The batch's column `key` (of `type_`'s values) as a PostgreSQL array, for a
-    `BulkWrite`'s PostgreSQL statement (as `unnested` holds it)."""
+    """The batch's column `key` (of `type_`'s values) as a PostgreSQL array, for an
+    `ArrayStatement` (as `unnested` holds it)."""
     # Cast to `varchar(n)`, a longer value would be cut short without a word; as unbounded
     # text it is refused when stored in its column, as it is row by row.
     element = String() if isinstance(type_, String) and type_.length else type_
@@ -590,10 +613,7 @@ class DriverRead:
         if key not in self._prepared:
             statement = self._build(n)
             compiled = statement.compile(dialect=dialect)
-            results = [
-                column.type.dialect_impl(dialect).result_processor(dialect, None)
-                for column in statement.selected_columns
-            ]
+            results = _result_processors(statement.selected_columns, dialect)
             binds = _binds(compiled, dialect)
             self._prepared[key] = (str(compiled), binds, compiled.positional, results)
         return self._prepared[key]
@@ -613,14 +633,22 @@ class DriverRead:
             values.append(value if bind.convert is None else bind.convert(value))
         if not positional:
             values = dict(zip([bind.name for bind in binds], values, strict=True))
-        rows = _on_driver(connection, sql, values, fetch=True) or []
-        if not any(results):
-            return [tuple(row) for row in rows]
-        return [
-            tuple(value if convert is None else convert(value)
-                  for convert, value in zip(results, row, strict=True))
-            for row in rows
-        ]  # fmt: skip
+        return _converted_rows(_on_driver(connection, sql, values, fetch=True) or [], results)
+
+
+def _result_processors(columns: Iterable[Any], dialect: Dialect) -> list[Any]:
+    """How each of these result columns' values is converted (None: taken as it comes)."""
+    return [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns]
+
+
+def _converted_rows(rows: list[Any], results: list[Any]) -> list[tuple[Any, ...]]:
+    if not any(results):
+        return [tuple(row) for row in rows]
+    return [
+        tuple(value if convert is None else convert(value)
+              for convert, value in zip(results, row, strict=True))
+        for row in rows
+    ]  # fmt: skip
 
 
 class _Bind(NamedTuple):

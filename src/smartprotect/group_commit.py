@@ -38,7 +38,14 @@ class GroupCommitWriter:
 
     On PostgreSQL it writes through `async_engine`; on SQLite (`async_engine` None) through
     `session_factory`, holding the database gate. A subclass says what a batch does
-    (`_stage`: one outcome per item, or an exception for an item it refuses)."""
+    (`_stage`: one outcome per item, or an exception for an item it refuses) and, if
+    anything, what follows once that is stored (`_follow_up`)."""
+
+    # Set by a subclass whose `_stage` writes with one statement on PostgreSQL, its reads
+    # needing no transaction around them: the batch then runs in autocommit mode, that
+    # statement a transaction of its own, which spares the BEGIN and COMMIT round trips
+    # (a tenth of the server's time a check-in, measured).
+    ONE_STATEMENT_ON_POSTGRES = False
 
     def __init__(
         self,
@@ -60,6 +67,10 @@ class GroupCommitWriter:
 
     def _stage(self, session: Session, items: list[Any]) -> list[Any]:
         raise NotImplementedError
+
+    def _follow_up(self, session: Session, outcomes: list[Any]) -> None:
+        """What follows once the batch is stored: on PostgreSQL in a transaction after the
+        batch's (on SQLite, in the batch's own)."""
 
     def _batch_failed(self) -> None:
         """Called whenever a transaction of the writer's failed (before it is tried again, or
@@ -143,6 +154,7 @@ class GroupCommitWriter:
                 session = self._factory()
                 await run_in_threadpool(session.connection)
             outcomes = self._stage(session, items)
+            self._follow_up(session, outcomes)
             # Committing writes the batch's pages to the WAL, and now and then checkpoints it:
             # file work that SQLite does without the interpreter lock, so in a thread the
             # event loop goes on reading requests (the next batch) meanwhile.
@@ -156,7 +168,13 @@ class GroupCommitWriter:
     def _store(self, session: Session, items: list[Any]) -> list[Any]:
         """The batch's one transaction, committed; then the wake-ups it calls for."""
         try:
+            if self.ONE_STATEMENT_ON_POSTGRES:
+                session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             outcomes = self._stage(session, items)
+            session.commit()
+            # The connection went back to its pool (in its transaction mode again): what
+            # follows, if anything, begins a transaction of its own.
+            self._follow_up(session, outcomes)
             session.commit()
         except BaseException:
             _discard(session)

@@ -26,6 +26,9 @@ __all__ = ["MAX_BATCH", "POSTGRES_WRITERS", "CheckInWriter"]
 class CheckInWriter(GroupCommitWriter):
     """Takes check-ins from requests and answers each once its batch has committed."""
 
+    # `devices.check_in_many` writes a batch with one statement on PostgreSQL.
+    ONE_STATEMENT_ON_POSTGRES = True
+
     def __init__(
         self,
         *,
@@ -54,24 +57,23 @@ class CheckInWriter(GroupCommitWriter):
         self._known.forget()
 
     def _stage(self, session: Session, items: list[devices.Report]) -> list[Any]:
-        outcomes = devices.check_in_many(
+        return devices.check_in_many(
             session=session, keyring=self._keyring, reports=items, clock=self._clock,
             known=self._known,
         )  # fmt: skip
+
+    def _follow_up(self, session: Session, outcomes: list[devices.CheckInOutcome]) -> None:
+        """Tell the owners of lost devices that are back, and hand devices their queued
+        commands."""
         for outcome in outcomes:
             if outcome.error is None and outcome.needs_follow_up:
-                self._follow_up(session, outcome)
-        return outcomes
-
-    def _follow_up(self, session: Session, outcome: devices.CheckInOutcome) -> None:
-        """Tell the owner a lost device is back, and hand the device its queued commands."""
-        device = session.get(Device, outcome.device_id)
-        devices.notify_if_found(
-            session=session, device=device, clock=self._clock, links=self._links
-        )
-        outcome.commands.extend(
-            commands.deliver(
-                session=session, keyring=self._keyring, device=device, key=self._command_key,
-                clock=self._clock, links=self._links,
-            )
-        )  # fmt: skip
+                device = session.get(Device, outcome.device_id)
+                devices.notify_if_found(
+                    session=session, device=device, clock=self._clock, links=self._links
+                )
+                outcome.commands.extend(
+                    commands.deliver(
+                        session=session, keyring=self._keyring, device=device,
+                        key=self._command_key, clock=self._clock, links=self._links,
+                    )
+                )  # fmt: skip

@@ -23,7 +23,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
-from sqlalchemy.sql.dml import Insert, Update
+from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.sql.dml import Insert
 
 from smartprotect.accounts.models import User
 from smartprotect.audit import service as audit
@@ -32,7 +33,14 @@ from smartprotect.clock import Clock
 from smartprotect.commands import notify
 from smartprotect.commands.models import REDELIVER_AFTER, Command
 from smartprotect.commands.models import State as CommandState
-from smartprotect.db import BulkWrite, DriverRead, array_of, time_ordered_id, unnested
+from smartprotect.db import (
+    ArrayStatement,
+    BulkWrite,
+    DriverRead,
+    array_of,
+    time_ordered_id,
+    unnested,
+)
 from smartprotect.devices.known import Known, KnownDevices, Learned
 from smartprotect.devices.models import (
     AccessGeneration,
@@ -232,7 +240,7 @@ class CheckInOutcome:
     lost: bool = False
     locations_stored: int = 0
     accounts_stored: bool = False
-    # Pending commands, signed (filled by the caller, in the same transaction).
+    # Pending commands, signed (filled by the caller once the check-in is stored).
     commands: list[dict] = field(default_factory=list)
     # Whether the device has queued commands, or is lost and its owner not yet told it is
     # back: those check-ins need the slower, per-device follow-up.
@@ -273,45 +281,11 @@ def _insert_new_fixes(dialect: str) -> Insert:
 
 
 _FIX_COLUMNS = ("id", "device_id", "fixed_at", "received_at", "sealed")
-# On PostgreSQL the batch's fixes go in one statement (`BulkWrite`'s `arrays`), in the order
-# given.
-_new_fixes = unnested("new_fixes", **{c: _locations[c].type for c in _FIX_COLUMNS})
-_STORE_FIX = BulkWrite(
-    _insert_new_fixes,
-    columns=_FIX_COLUMNS,
-    arrays=_insert_new_fixes("postgresql").from_select(
-        _FIX_COLUMNS, select(*[_new_fixes.c[c] for c in _FIX_COLUMNS])
-    ),
-)
+_STORE_FIX = BulkWrite(_insert_new_fixes, columns=_FIX_COLUMNS)
 # What a device did not report this time stays as it was.
 _REPORTED = (("battery_percent", "battery"), ("agent_version", "version"),
              ("sealed_accounts", "accounts"), ("accounts_reported_at", "accounts_at"))  # fmt: skip
-
-
-def _seen_over_arrays() -> Update:
-    """`_SEEN` on PostgreSQL: the batch's devices updated by one statement.
-
-    It takes their rows in the order the planner visits them: mostly in id order (the batch
-    is sorted), but not always (a bitmap scan visits them as they lie in the table). Locking
-    them first in id order cost a third more of the database's time a check-in (measured);
-    a deadlock needs another transaction taking two of the same devices at once in the
-    other order (two devices each checking in twice at the same moment), and the database
-    ends it by failing one of the two: a failed batch is written check-in by check-in
-    (`group_commit`)."""
-    changes = unnested("changes", device=_devices.id.type, seen=_devices.last_seen_at.type,
-                       **{name: _devices[column].type for column, name in _REPORTED})  # fmt: skip
-    return (
-        update(Device.__table__)
-        # The ids matched against the index as well: the rows are found by it, not by
-        # reading the whole table to join it with the batch's.
-        .where(_devices.id == any_(array_of("device", _devices.id.type)),
-               _devices.id == changes.c.device)
-        .values(last_seen_at=changes.c.seen,
-                **{column: func.coalesce(changes.c[name], _devices[column])
-                   for column, name in _REPORTED})
-    )  # fmt: skip
-
-
+_CHANGE_KEYS = ("device", "seen", *(name for _, name in _REPORTED))
 _SEEN = BulkWrite(
     update(Device.__table__)
     .where(_devices.id == bindparam("device"))
@@ -322,31 +296,92 @@ _SEEN = BulkWrite(
             for column, name in _REPORTED
         },
     ),
-    arrays=_seen_over_arrays(),
 )
 # Raised by triggers whenever what `devices.known` keeps could change.
 _ACCESS_GENERATION = DriverRead(lambda _: select(AccessGeneration.__table__.c.value))
 _commands = Command.__table__.c
 
 
-def _waiting(n: int):
-    """Which of n devices have commands to hand over, or delivered ones to hand over again
-    (no report came) or that have run out of time."""
-    return select(_commands.device_id).where(
-        _commands.device_id.in_(
-            [bindparam(f"item_{i}", type_=_commands.device_id.type) for i in range(n)]
-        ),
-        or_(
-            _commands.state == CommandState.QUEUED,
-            and_(_commands.state == CommandState.DELIVERED,
-                 or_(_commands.expires_at <= bindparam("now", type_=_commands.expires_at.type),
-                     _commands.sent_at <= bindparam("resend_before",
-                                                    type_=_commands.sent_at.type))),
-        ),
+def _waiting_now() -> ColumnElement[bool]:
+    """A command to hand over: queued, or delivered and to be handed over again (no report
+    came) or that has run out of time."""
+    return or_(
+        _commands.state == CommandState.QUEUED,
+        and_(_commands.state == CommandState.DELIVERED,
+             or_(_commands.expires_at <= bindparam("now", type_=_commands.expires_at.type),
+                 _commands.sent_at <= bindparam("resend_before", type_=_commands.sent_at.type))),
     )  # fmt: skip
 
 
+def _waiting(n: int):
+    """Which of n devices have commands waiting (`_waiting_now`)."""
+    items = [bindparam(f"item_{i}", type_=_commands.device_id.type) for i in range(n)]
+    return select(_commands.device_id).where(_commands.device_id.in_(items), _waiting_now())
+
+
 _WAITING = DriverRead(_waiting)
+
+
+def _check_in_over_arrays() -> Select:
+    """A batch's writes on PostgreSQL, as one statement over its rows' columns as arrays
+    (`ArrayStatement`): its fixes inserted in the order given and its devices updated, then
+    which of them have commands waiting. One statement is one transaction: the batch runs
+    in autocommit mode (`CheckInWriter`), with no BEGIN and COMMIT round trips.
+
+    The update takes the devices' rows in the order the planner visits them: mostly in id
+    order (the batch is sorted), but not always (a bitmap scan visits them as they lie in
+    the table). Locking them first in id order cost a third more of the database's time a
+    check-in (measured); a deadlock needs another transaction taking two of the same devices
+    at once in the other order (two devices each checking in twice at the same moment), and
+    the database ends it by failing one of the two: a failed batch is written check-in by
+    check-in (`group_commit`)."""
+    new_fixes = unnested("new_fixes", **{c: _locations[c].type for c in _FIX_COLUMNS})
+    store_fixes = _insert_new_fixes("postgresql").from_select(
+        _FIX_COLUMNS, select(*[new_fixes.c[c] for c in _FIX_COLUMNS])
+    )
+    changes = unnested("changes", device=_devices.id.type, seen=_devices.last_seen_at.type,
+                       **{name: _devices[column].type for column, name in _REPORTED})  # fmt: skip
+    batch_devices = array_of("device", _devices.id.type)
+    seen = (
+        update(Device.__table__)
+        # The ids matched against the index as well: the rows are found by it, not by
+        # reading the whole table to join it with the batch's.
+        .where(_devices.id == any_(batch_devices), _devices.id == changes.c.device)
+        .values(last_seen_at=changes.c.seen,
+                **{column: func.coalesce(changes.c[name], _devices[column])
+                   for column, name in _REPORTED})
+    )  # fmt: skip
+    # A data-modifying WITH runs once whether or not it is read; the SELECT sees the
+    # commands as they stood when the statement began.
+    return (
+        select(_commands.device_id)
+        .where(_commands.device_id == any_(batch_devices), _waiting_now())
+        .add_cte(store_fixes.cte("stored_fixes"))
+        .add_cte(seen.cte("seen_devices"))
+    )
+
+
+_CHECK_IN_OVER_ARRAYS = ArrayStatement(_check_in_over_arrays())
+
+
+def _write_batch(
+    *, session: Session, fixes: list[dict[str, Any]], changes: list[dict[str, Any]], now
+) -> set[uuid.UUID]:
+    """Store a batch's fixes and its devices' changes; which of the devices have commands
+    waiting."""
+    resend_before = now - REDELIVER_AFTER
+    if session.connection().dialect.name == "postgresql":
+        rows = _CHECK_IN_OVER_ARRAYS.execute(
+            session, now=now, resend_before=resend_before,
+            **{key: [fix[key] for fix in fixes] for key in _FIX_COLUMNS},
+            **{key: [change[key] for change in changes] for key in _CHANGE_KEYS},
+        )  # fmt: skip
+    else:
+        _STORE_FIX.execute(session, fixes)
+        _SEEN.execute(session, changes)
+        rows = _WAITING.all(session, items=[change["device"] for change in changes], now=now,
+                            resend_before=resend_before)  # fmt: skip
+    return {device_id for (device_id,) in rows}
 
 
 def check_in_many(
@@ -407,18 +442,13 @@ def check_in_many(
             change["accounts_at"] = now
             outcome.accounts_stored = True
     # In (device, time) order, as the unique index holds them: two batches storing the same
-    # resent fixes wait for each other in one order, and cannot deadlock.
+    # resent fixes wait for each other in one order, and cannot deadlock. Devices in id
+    # order: row by row, two batches touching the same devices take them in one order (on
+    # PostgreSQL one statement takes them: `_check_in_over_arrays`).
     fixes.sort(key=_fix_order)
-    _STORE_FIX.execute(session, fixes)
-    # In id order: row by row, two batches touching the same devices take them in one order
-    # (on PostgreSQL, one statement takes them: `_seen_over_arrays`).
-    _SEEN.execute(session, [seen[device_id] for device_id in sorted(seen)])
+    waiting = _write_batch(session=session, fixes=fixes, now=now,
+                           changes=[seen[device_id] for device_id in sorted(seen)])  # fmt: skip
     _forget_cached(session, seen)
-    waiting = {
-        device_id for (device_id,) in _WAITING.all(
-            session, items=list(seen), now=now, resend_before=now - REDELIVER_AFTER
-        )
-    }  # fmt: skip
     for outcome, _, _ in accepted:
         outcome.needs_follow_up |= outcome.device_id in waiting
     return outcomes
