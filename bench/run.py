@@ -202,11 +202,13 @@ def server_env(url: str, key_file: Path, workdir: Path) -> dict[str, str]:
     }  # fmt: skip
 
 
-def start_server(env: dict[str, str], workdir: Path) -> tuple[subprocess.Popen, int]:
+def start_server(
+    env: dict[str, str], workdir: Path, log: str = "server.log"
+) -> tuple[subprocess.Popen, int]:
     """`smartprotect serve` (one uvicorn worker) on a free port, its log in `workdir`."""
     port = free_port()
     server = start([sys.executable, "-m", "smartprotect", "serve", "--port", str(port)], env,
-                   port, log=workdir / "server.log")  # fmt: skip
+                   port, log=workdir / log)  # fmt: skip
     return server, port
 
 
@@ -268,8 +270,11 @@ def check_in_script(path: Path, credentials: list[str]) -> Path:
 
 
 async def delivery(base: str, token: str, credentials: list[str], device_ids: list[str],
-                   server_pid: int, commands: int) -> dict:  # fmt: skip
-    """Connect every agent by long-poll, then time commands from issue to receipt."""
+                   server_pid: int, commands: int, other: str | None = None) -> dict:  # fmt: skip
+    """Connect every agent by long-poll, then time commands from issue to receipt: issued
+    through the server the agents are connected to and, with `other`, alternately through
+    another server sharing its database (the command reaches the agents' server by
+    PostgreSQL's NOTIFY)."""
     received: dict[str, float] = {}
     baseline = rss_kib(server_pid)
     stop = asyncio.Event()
@@ -301,8 +306,12 @@ async def delivery(base: str, token: str, credentials: list[str], device_ids: li
         await asyncio.sleep(CONNECT_PAUSE_SECONDS)
     # No kept-alive connections: the server may close an idle one just as it is reused.
     fresh = httpx.Limits(max_keepalive_connections=0)
-    api = httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"},
-                            timeout=60, limits=fresh)  # fmt: skip
+
+    def client(url: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"},
+                                 timeout=60, limits=fresh)  # fmt: skip
+
+    api = client(base)
 
     async def waiting_devices() -> int:
         try:
@@ -316,28 +325,42 @@ async def delivery(base: str, token: str, credentials: list[str], device_ids: li
         await asyncio.sleep(0.5)
     connected = await waiting_devices()
     memory = rss_kib(server_pid)
-    latencies = []
+    issuers = {"same": api}
+    if other:
+        issuers["other"] = client(other)
+    latencies: dict[str, list[float]] = {name: [] for name in issuers}
     for _ in range(commands):
-        device_id = random.choice(device_ids)
-        issued = time.perf_counter()
-        response = await api.post(f"/api/v1/devices/{device_id}/commands", json={"kind": "ring"})
-        command_id = response.json()["id"]
-        while command_id not in received:
-            await asyncio.sleep(0.0005)
-        latencies.append((received[command_id] - issued) * 1000)
+        for name, issuer in issuers.items():
+            device_id = random.choice(device_ids)
+            issued = time.perf_counter()
+            response = await issuer.post(f"/api/v1/devices/{device_id}/commands",
+                                         json={"kind": "ring"})  # fmt: skip
+            command_id = response.json()["id"]
+            while command_id not in received:
+                await asyncio.sleep(0.0005)
+            latencies[name].append((received[command_id] - issued) * 1000)
     stop.set()
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    await api.aclose()
-    latencies.sort()
-    return {
+    for issuer in issuers.values():
+        await issuer.aclose()
+    result = {
         "connected": connected,
-        "p50_ms": round(statistics.median(latencies), 2),
-        "p99_ms": round(latencies[max(int(len(latencies) * 0.99) - 1, 0)], 2),
+        **percentiles(latencies["same"]),
         "memory_per_agent_kib": round((memory - baseline) / max(connected, 1), 1),
         "server_rss_mib": round(memory / 1024, 1),
     }
+    if other:
+        result["issued_through_other_instance"] = percentiles(latencies["other"])
+    return result
+
+
+def percentiles(latencies: list[float]) -> dict[str, float]:
+    """p50 and p99 of latencies in milliseconds."""
+    ordered = sorted(latencies)
+    return {"p50_ms": round(statistics.median(ordered), 2),
+            "p99_ms": round(ordered[max(int(len(ordered) * 0.99) - 1, 0)], 2)}  # fmt: skip
 
 
 def main() -> None:
@@ -347,7 +370,14 @@ def main() -> None:
     parser.add_argument("--commands", type=int, default=200)
     parser.add_argument("--postgres", action="store_true")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--other-instance",
+        action="store_true",
+        help="also issue commands through a second server (PostgreSQL only)",
+    )
     options = parser.parse_args()
+    if options.other_instance and not options.postgres:
+        parser.error("--other-instance needs --postgres: on SQLite one server serves all")
     workdir, url, key_file, (credentials, token, device_ids) = set_up(
         "sp-bench-", postgres=options.postgres, devices=options.agents
     )
@@ -360,6 +390,8 @@ def main() -> None:
                  bare_port, path="/")  # fmt: skip
     server, port = start_server(server_env(url, key_file, workdir), workdir)
     print(f"server log: {workdir / 'server.log'}", flush=True)
+    other = (start_server(server_env(url, key_file, workdir), workdir, log="other-server.log")
+             if options.other_instance else None)  # fmt: skip
     try:
         # Both get exactly the same requests; rounds alternate, since the machine is noisy.
         script = check_in_script(workdir / "check-in.lua", credentials[:500])
@@ -382,10 +414,10 @@ def main() -> None:
         if options.commands:
             results["delivery"] = asyncio.run(
                 delivery(f"http://127.0.0.1:{port}", token, credentials, device_ids, server.pid,
-                         options.commands)
+                         options.commands, other=other and f"http://127.0.0.1:{other[1]}")
             )  # fmt: skip
     finally:
-        for process in (server, bare):
+        for process in (server, bare, *([other[0]] if other else [])):
             process.terminate()
             process.wait()
         drop_database(url)
