@@ -116,6 +116,55 @@ def test_check_ins_arriving_together_share_one_transaction(
         assert set(session.scalars(select(Device.last_seen_at))) == {clock.now()}
 
 
+def test_a_batch_is_written_by_one_statement_and_commands_are_handed_out_after(
+    writer, credentials, clock, engine, async_engine, session_factory, keyring
+):
+    """On PostgreSQL the batch's fixes and device updates are one statement, which is its
+    own transaction (autocommit: no BEGIN and COMMIT to wait for); a device's queued command
+    is then handed out in a transaction of its own. On SQLite, all in the batch's one
+    transaction, row by row."""
+    from smartprotect.accounts.models import User
+    from smartprotect.commands import service as commands
+    from smartprotect.commands.models import Command, Kind, State
+
+    with session_factory() as session:
+        device = session.scalar(
+            select(Device).where(Device.credential_hash == hash_token(credentials[0]))
+        )
+        command = commands.issue(
+            session=session, keyring=keyring, user=session.get(User, device.user_id), device=device,
+            kind=Kind.LOCATE, clock=clock, links=Links(base_url="https://testserver"),
+        )  # fmt: skip
+        session.commit()
+    target = async_engine.sync_engine if async_engine is not None else engine
+    heard: list[tuple[str, bool]] = []
+
+    def listener(connection, _cursor, statement, *_args):
+        driver = connection.connection.dbapi_connection
+        heard.append((statement, getattr(driver, "autocommit", None)))
+
+    event.listen(target, "before_cursor_execute", listener)
+    try:
+        outcomes = asyncio.run(_together(writer, [_report(c, clock) for c in credentials[:4]]))
+    finally:
+        event.remove(target, "before_cursor_execute", listener)
+    assert [o.error for o in outcomes] == [None] * 4
+    assert [c["command_id"] for c in outcomes[0].commands] == [str(command.id)]
+    assert [o.commands for o in outcomes[1:]] == [[]] * 3
+    assert _stored(session_factory) == 4
+    with session_factory() as session:
+        assert session.get(Command, command.id).state == State.DELIVERED
+    writes = [(sql, auto) for sql, auto in heard if "INSERT INTO device_locations" in sql]
+    delivery = [auto for sql, auto in heard if sql.startswith("UPDATE commands")]
+    if engine.dialect.name == "postgresql":
+        ((statement, autocommit),) = writes
+        assert "UPDATE devices" in statement and autocommit
+        assert delivery and not any(delivery)
+    else:
+        assert len(writes) == 1  # one executemany for the batch's fixes
+        assert delivery
+
+
 def test_one_refused_check_in_does_not_refuse_the_others(
     writer, credentials, clock, session_factory
 ):
