@@ -509,6 +509,8 @@ class ArrayStatement:
             if dialect.name != "postgresql":
                 raise NotImplementedError(f"array statements need PostgreSQL, not {dialect.name}")
             compiled = self._statement.compile(dialect=dialect)
+            # Its parameters are given by name (psycopg's style).
+            assert not compiled.positional, dialect.driver
             results = _result_processors(self._statement.exported_columns, dialect)
             self._prepared[key] = (str(compiled), _binds(compiled, dialect), results)
         return self._prepared[key]

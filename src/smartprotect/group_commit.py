@@ -173,7 +173,9 @@ class GroupCommitWriter:
             outcomes = self._stage(session, items)
             session.commit()
             # The connection went back to its pool (in its transaction mode again): what
-            # follows, if anything, begins a transaction of its own.
+            # follows, if anything, begins a transaction of its own. Should that fail, the
+            # items are written again one by one (`_write`), which stores nothing twice:
+            # the batch's writes are idempotent (a fix is kept once per device and time).
             self._follow_up(session, outcomes)
             session.commit()
         except BaseException:

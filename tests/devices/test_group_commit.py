@@ -276,7 +276,7 @@ def test_check_ins_go_on_after_the_database_drops_the_writers_connections(
 
 
 def test_check_ins_whose_batch_deadlocks_are_all_stored(
-    writer, credentials, clock, session_factory, engine, committed
+    writer, credentials, clock, session_factory, engine, committed, caplog
 ):
     """On PostgreSQL a batch's devices are updated by one statement, which takes their rows
     in the order the planner visits them. Another transaction taking the same rows in
@@ -336,3 +336,72 @@ def test_check_ins_whose_batch_deadlocks_are_all_stored(
     assert {battery for battery, _ in devices} == {70}
     if renamed:
         assert {name for _, name in devices} == {"Renamed"}
+    # Deadlocked, the batch was written check-in by check-in: a commit each; else in one.
+    one_by_one = "writing them one by one" in caplog.text
+    assert len(committed) == (2 if one_by_one else 1)
+
+
+def test_two_batches_following_up_one_lost_device_mail_its_owner_once(
+    writer, credentials, clock, session_factory, engine, keyring, monkeypatch
+):
+    """On PostgreSQL a batch's follow-ups run after its one statement, in a transaction of
+    their own: they lock their devices first, so that another batch's follow-up of the same
+    device (here, the other connection, telling the owner meanwhile) is waited for, and the
+    owner gets one "your device is back" mail, not two."""
+    import threading
+
+    from smartprotect.accounts.models import User
+    from smartprotect.mail.models import OutboxMessage
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("on SQLite the follow-ups run in the batch's own transaction")
+    with session_factory() as session:
+        device = session.scalar(
+            select(Device).where(Device.credential_hash == hash_token(credentials[0]))
+        )
+        devices.set_lost(session=session, keyring=keyring, user=session.get(User, device.user_id),
+                         device=device, lost=True, clock=clock)  # fmt: skip
+        session.commit()
+        device_id = device.id
+    staged, locked = threading.Event(), threading.Event()
+    real_stage = writer._stage
+
+    def stage_then_pause(session, items):
+        outcomes = real_stage(session, items)
+        staged.set()
+        assert locked.wait(10)
+        return outcomes
+
+    monkeypatch.setattr(writer, "_stage", stage_then_pause)
+    outcomes: list = []
+    batch = threading.Thread(target=lambda: outcomes.extend(
+        asyncio.run(_together(writer, [_report(credentials[0], clock)]))
+    ))  # fmt: skip
+    batch.start()
+    assert staged.wait(10)
+    with engine.connect() as other:
+        # Another batch's follow-up of the same device, between this batch's statement and
+        # its follow-up: it holds the device and tells the owner.
+        other.execute(select(Device.id).where(Device.id == device_id).with_for_update())
+        locked.set()
+        waiting = 0
+        for _ in range(500):
+            waiting = other.execute(text(
+                "SELECT count(*) FROM pg_locks JOIN pg_stat_activity USING (pid)"
+                " WHERE NOT granted AND datname = current_database()"
+            )).scalar()  # fmt: skip
+            if waiting:
+                break
+            batch.join(0.01)
+        assert waiting, "the batch's follow-up did not wait for the device"
+        other.execute(
+            Device.__table__.update()
+            .where(Device.__table__.c.id == device_id)
+            .values(found_notified_at=clock.now())
+        )
+        other.commit()
+    batch.join(30)
+    assert not batch.is_alive()
+    assert [o.error for o in outcomes] == [None]
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(OutboxMessage)) == 0

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -65,15 +66,29 @@ class CheckInWriter(GroupCommitWriter):
     def _follow_up(self, session: Session, outcomes: list[devices.CheckInOutcome]) -> None:
         """Tell the owners of lost devices that are back, and hand devices their queued
         commands."""
-        for outcome in outcomes:
-            if outcome.error is None and outcome.needs_follow_up:
-                device = session.get(Device, outcome.device_id)
-                devices.notify_if_found(
-                    session=session, device=device, clock=self._clock, links=self._links
+        following = [o for o in outcomes if o.error is None and o.needs_follow_up]
+        if not following:
+            return
+        # The devices locked first, in id order: two batches following up the same device
+        # take turns (the second finds the owner told already, and the commands handed
+        # out), and cannot deadlock with each other.
+        locked = {
+            device.id: device
+            for device in session.scalars(
+                select(Device)
+                .where(Device.id.in_({o.device_id for o in following}))
+                .order_by(Device.id)
+                .with_for_update(key_share=True)
+            )
+        }
+        for outcome in following:
+            device = locked[outcome.device_id]
+            devices.notify_if_found(
+                session=session, device=device, clock=self._clock, links=self._links
+            )
+            outcome.commands.extend(
+                commands.deliver(
+                    session=session, keyring=self._keyring, device=device,
+                    key=self._command_key, clock=self._clock, links=self._links,
                 )
-                outcome.commands.extend(
-                    commands.deliver(
-                        session=session, keyring=self._keyring, device=device,
-                        key=self._command_key, clock=self._clock, links=self._links,
-                    )
-                )  # fmt: skip
+            )  # fmt: skip
