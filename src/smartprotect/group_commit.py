@@ -166,7 +166,8 @@ class GroupCommitWriter:
         return outcomes
 
     def _store(self, session: Session, items: list[Any]) -> list[Any]:
-        """The batch's one transaction, committed; then the wake-ups it calls for."""
+        """The batch's transaction (in autocommit mode, its one statement), then its
+        follow-ups' own, committed; then the wake-ups they call for."""
         try:
             if self.ONE_STATEMENT_ON_POSTGRES:
                 session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
