@@ -482,15 +482,22 @@ class BulkWrite:
 
 
 def _converted(values: list[Any], convert: Callable[[Any], Any] | None) -> list[Any]:
-    """Values converted by their type's bind processor; rows often repeat one (the batch's
-    time, a device), so each distinct value is converted once."""
+    """Values converted by their type's bind processor. Rows often repeat one (the batch's
+    time, a device's id), as the same object in a row: that is converted once (looking
+    each value up instead cost more, hashing a uuid being Python code)."""
     if convert is None:
         return values
-    converted: dict[Any, Any] = {}
-    return [
-        converted[value] if value in converted else converted.setdefault(value, convert(value))
-        for value in values
-    ]
+    out = []
+    previous: Any = _NOTHING
+    converted = None
+    for value in values:
+        if value is not previous:
+            previous, converted = value, convert(value)
+        out.append(converted)
+    return out
+
+
+_NOTHING = object()
 
 
 class ArrayStatement:
