@@ -392,8 +392,8 @@ def _binds(compiled: Any, dialect: Dialect) -> list[_Bind]:
         type_ = bind.type.item_type if array else bind.type
         convert = type_.dialect_impl(dialect).bind_processor(dialect)
         if isinstance(type_, LargeBinary):
-            # Both drivers take bytes as they are; wrapping each (and looking each up for a
-            # repeat, never found for ciphertext) only costs time.
+            # Both drivers take bytes as they are; wrapping each (and comparing each with the
+            # one before for a repeat, never found for ciphertext) only costs time.
             convert = None
         fixed = None if bind.required else (bind.effective_value,)
         binds.append(_Bind(name, convert, fixed, _array_literal(type_) if array else None))
