@@ -30,19 +30,21 @@ run: $(STAMP)
 	SMARTPROTECT_ENV=$${SMARTPROTECT_ENV:-development} $(BIN)/smartprotect db upgrade
 	SMARTPROTECT_ENV=$${SMARTPROTECT_ENV:-development} $(BIN)/smartprotect serve
 
-# Tests use real system programs: Debian's chromium (browser tests) and gpsd with gpsfake
-# (the GPS provider). Install them when we can, else say what to do.
-SYSTEM_TOOLS := $(CHROMIUM) /usr/bin/gpsfake
+# Tests use real system programs: Debian's chromium (browser tests), gpsd with gpsfake (the
+# GPS provider), and a desktop for the lock's message (an X display, a session bus and a
+# notification daemon). Install them when we can, else say what to do.
+DESKTOP_PACKAGES := dunst libnotify-bin xvfb dbus-daemon dbus-bin
+SYSTEM_TOOLS := $(CHROMIUM) /usr/bin/gpsfake /usr/bin/dunst /usr/bin/notify-send /usr/bin/Xvfb /usr/bin/dbus-daemon /usr/bin/dbus-send
 system-deps:
 	@missing=""; for tool in $(SYSTEM_TOOLS); do [ -x "$$tool" ] || missing="$$missing $$tool"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "Installing Debian's chromium, gpsd and gpsd-clients for the tests..."; \
+	    echo "Installing Debian's chromium, gpsd, gpsd-clients and $(DESKTOP_PACKAGES) for the tests..."; \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	      chromium fonts-dejavu-core gpsd gpsd-clients >/dev/null) \
-	      || { echo "Could not install them: run 'apt-get install chromium gpsd gpsd-clients' as root."; exit 1; }; \
+	      chromium fonts-dejavu-core gpsd gpsd-clients $(DESKTOP_PACKAGES) >/dev/null) \
+	      || { echo "Could not install them: run 'apt-get install chromium gpsd gpsd-clients $(DESKTOP_PACKAGES)' as root."; exit 1; }; \
 	  else \
-	    echo "The tests need$$missing: run 'sudo apt-get install chromium gpsd gpsd-clients' (Debian/Ubuntu), or set CHROMIUM=/path/to/chromium."; \
+	    echo "The tests need$$missing: run 'sudo apt-get install chromium gpsd gpsd-clients $(DESKTOP_PACKAGES)' (Debian/Ubuntu), or set CHROMIUM=/path/to/chromium."; \
 	    exit 1; \
 	  fi; \
 	fi

@@ -22,6 +22,8 @@ DEFAULT_UNLOCK_COMMAND = ["loginctl", "unlock-sessions"]
 # screen: a critical desktop notification ({text} is the message, then the phone number).
 DEFAULT_MESSAGE_COMMAND = ["notify-send", "--urgency=critical", "--app-name=Smart Protect",
                            "Smart Protect", "{text}"]  # fmt: skip
+# Where a login session's D-Bus listens (systemd's user runtime directory).
+USER_BUS = "unix:path=/run/user/{uid}/bus"
 
 
 def alarm_tone(path: Path) -> Path:
@@ -84,7 +86,7 @@ def show_message(command: list[str], *, text: str) -> bool:
         return run(argv)["ok"]
     shown = False
     for uid, user in graphical_sessions():
-        bus = f"DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/{uid}/bus"
+        bus = "DBUS_SESSION_BUS_ADDRESS=" + USER_BUS.format(uid=uid)
         shown |= run(["runuser", "-u", user, "--", "env", bus, *argv])["ok"]
     return shown
 
