@@ -1,17 +1,21 @@
-"""The smartprotect command: migrations, publishing the policy, mail, serve's safety check."""
+"""The smartprotect command: migrations, publishing the policy, mail, serve's checks."""
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 
+import uvicorn
 from click.testing import CliRunner
 from sqlalchemy import select
 
 from smartprotect.cli import main
+from smartprotect.cli.serve import YOUNG_GENERATION_THRESHOLD
 from smartprotect.config import get_settings
 from smartprotect.privacy.keys.master import encode_key
 from smartprotect.privacy.policy.models import PolicyRevision
+from smartprotect.signing import create as create_signing_key
 from tests.conftest import ROOT, TEST_MASTER_KEY, TEST_SECRET
 from tests.helpers import queue_mail
 
@@ -133,3 +137,21 @@ def test_commands_on_an_unmigrated_database_say_what_to_do(tmp_path):
     assert result.exit_code == 1 and "smartprotect db upgrade" in result.output
     result = _invoke(["mail", "send-pending"], env)
     assert result.exit_code == 1 and "smartprotect db upgrade" in result.output
+
+
+def test_serve_runs_the_cycle_collector_less_often(database_url, engine, tmp_path, monkeypatch):
+    key_file = tmp_path / "command.key"
+    create_signing_key(key_file)
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **_: seen.update(gc=gc.get_threshold()))
+    before = gc.get_threshold()
+    try:
+        result = _invoke(["serve", "--port", "1"], _env(
+            database_url, SMARTPROTECT_MASTER_KEY=encode_key(TEST_MASTER_KEY),
+            SMARTPROTECT_SECRET_KEY=TEST_SECRET, SMARTPROTECT_VAR_DIR=str(tmp_path),
+            SMARTPROTECT_COMMAND_SIGNING_KEY_FILE=str(key_file),
+        ))  # fmt: skip
+    finally:
+        gc.set_threshold(*before)
+    assert result.exit_code == 0, result.output
+    assert seen["gc"] == (YOUNG_GENERATION_THRESHOLD, *before[1:])
