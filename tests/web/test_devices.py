@@ -130,7 +130,13 @@ def test_commands_from_the_device_page(signed_in, mailbox, deliver):
     deliver()
     assert "has been wiped" in mailbox.last_to("aigerim@example.kz")["Subject"]
     assert client.post("/api/v1/agent/check-in", json={}, headers=auth).status_code == 401
-    assert "takes no more commands" in client.get(page).text
+    wiped = client.get(page).text
+    assert "takes no more commands" in wiped
+    # What was done to it stays in view; its permissions no longer apply to anything.
+    history = wiped[wiped.index('id="commands"'):]
+    assert "Wipe" in history and "succeeded" in history
+    assert "4 file(s) removed, 0 could not be removed." in history
+    assert "Permissions" not in wiped and "Mark as lost" not in wiped
 
 
 def test_a_queued_command_can_be_cancelled_from_the_page(signed_in, db):
