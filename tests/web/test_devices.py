@@ -5,6 +5,10 @@ from __future__ import annotations
 import re
 import uuid
 
+from sqlalchemy import select
+
+from smartprotect.audit.models import AuditEvent
+from smartprotect.audit.tags import Tag
 from tests.helpers import form_page
 
 
@@ -86,7 +90,7 @@ def _enrolled(client, capabilities=("locate", "ring", "lock", "wipe")):
     return enrolled["device_id"], {"Authorization": f"Bearer {enrolled['credential']}"}, token
 
 
-def test_commands_from_the_device_page(signed_in, mailbox, deliver):
+def test_commands_from_the_device_page(signed_in, mailbox, deliver, db):
     from tests.helpers import PASSWORD
 
     client = signed_in
@@ -122,6 +126,9 @@ def test_commands_from_the_device_page(signed_in, mailbox, deliver):
     assert "has received the wipe" in mailbox.last_to("aigerim@example.kz")["Subject"]
     wipe_id = answer["commands"][1]["command_id"]
     client.post(f"/api/v1/agent/commands/{wipe_id}/state", json={"state": "running"}, headers=auth)
+    # Issued while the wipe runs: the device will never fetch it.
+    ring = client.post(f"{page}/commands", data={"csrf_token": token, "kind": "ring"})
+    assert ring.status_code == 303
     client.post(
         f"/api/v1/agent/commands/{wipe_id}/state",
         json={"state": "succeeded", "result": {"files_removed": 4, "failures": 0}},
@@ -133,10 +140,17 @@ def test_commands_from_the_device_page(signed_in, mailbox, deliver):
     wiped = client.get(page).text
     assert "takes no more commands" in wiped
     # What was done to it stays in view; its permissions no longer apply to anything.
-    history = wiped[wiped.index('id="commands"'):]
+    history = wiped[wiped.index('id="commands"') :]
     assert "Wipe" in history and "succeeded" in history
     assert "4 file(s) removed, 0 could not be removed." in history
     assert "Permissions" not in wiped and "Mark as lost" not in wiped
+    # Nothing is left waiting for it (nor a Cancel button), and the list no longer polls.
+    assert "queued" not in history and "Cancel" not in history and "cancelled" in history
+    assert "hx-trigger" not in history
+    cancelled = db.scalars(
+        select(AuditEvent).where(AuditEvent.action == Tag.COMMAND_CANCELLED.value)
+    ).all()
+    assert [event.actor for event in cancelled] == ["server"]
 
 
 def test_a_queued_command_can_be_cancelled_from_the_page(signed_in, db):

@@ -330,8 +330,14 @@ def report(
     command.result = result
     _audit(session, keyring, clock, device, command, Tag.COMMAND_STATE, "device")
     if command.kind is Kind.WIPE and state is State.SUCCEEDED:
-        # A wiped device is terminal: its credential stops working now.
+        # A wiped device is terminal: its credential stops working now, and what it had not
+        # fetched yet will never run.
         device.revoked_at = clock.now()
+        for left in session.scalars(
+            select(Command).where(Command.device_id == device.id, Command.state == State.QUEUED)
+        ):
+            _move(left, State.CANCELLED, clock.now())
+            _audit(session, keyring, clock, device, left, Tag.COMMAND_CANCELLED, "server")
         summary = result or {}
         _mail_owner(
             session, device, "wipe_completed", clock, links,
