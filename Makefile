@@ -33,8 +33,8 @@ run: $(STAMP)
 # Tests use real system programs: Debian's chromium (browser tests), gpsd with gpsfake (the
 # GPS provider), and a desktop for the lock's message (an X display, a session bus and a
 # notification daemon). Install them when we can, else say what to do.
-DESKTOP_PACKAGES := dunst libnotify-bin xvfb dbus-daemon dbus-bin
-SYSTEM_TOOLS := $(CHROMIUM) /usr/bin/gpsfake /usr/bin/dunst /usr/bin/notify-send /usr/bin/Xvfb /usr/bin/dbus-daemon /usr/bin/dbus-send
+DESKTOP_PACKAGES := dunst libnotify-bin xvfb dbus systemd
+SYSTEM_TOOLS := $(CHROMIUM) /usr/bin/gpsfake /usr/bin/dunst /usr/bin/notify-send /usr/bin/Xvfb /usr/bin/dbus-daemon /usr/bin/dbus-send /usr/bin/busctl
 system-deps:
 	@missing=""; for tool in $(SYSTEM_TOOLS); do [ -x "$$tool" ] || missing="$$missing $$tool"; done; \
 	if [ -n "$$missing" ]; then \

@@ -10,9 +10,10 @@ from smartprotect.cli.context import runtime
 
 # Python's cycle collector goes over its youngest objects whenever 700 more have been made
 # than freed. A server under load always has that many alive for a moment (64 requests in
-# flight, a batch's rows), so it went over them many times a second, objects reference
-# counting frees anyway: 4% of a device check-in's CPU (bench/README, session 10). Less
-# often, cyclic garbage waits a little longer; nothing else changes.
+# flight, a batch's rows), so the collector ran many times a second, over objects that
+# reference counting would free anyway, and now and then over everything the server keeps:
+# 3-8% of a device check-in's CPU, and its slowest answers (bench/README, session 10).
+# Collecting less often only lets cyclic garbage wait a little longer.
 YOUNG_GENERATION_THRESHOLD = 10_000
 
 

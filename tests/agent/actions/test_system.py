@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import select
+import shutil
 import subprocess
 import time
 from types import SimpleNamespace
@@ -30,7 +32,7 @@ def test_as_a_system_service_the_message_appears_in_each_graphical_session(monke
     assert system.show_message(system.DEFAULT_MESSAGE_COMMAND, text="Reward\n+7 701")
     assert ran[1] == ["runuser", "-u", "aigerim", "--", "env",
                       "DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1000/bus", "notify-send",
-                      "--urgency=critical", "--app-name=Smart Protect", "Smart Protect",
+                      "--urgency=critical", "--app-name=Smart Protect", "--", "Smart Protect",
                       "Reward\n+7 701"]  # fmt: skip
 
 
@@ -41,43 +43,86 @@ def test_without_a_session_to_show_it_in_the_lock_says_so(monkeypatch, tmp_path)
     assert outcome == {"ok": True, "exit_code": 0, "message_shown": False}
 
 
+DESKTOP_TOOLS = ("Xvfb", "dbus-daemon", "dbus-send", "busctl", "dunst", "dunstctl",
+                 "notify-send")  # fmt: skip
+STARTUP_SECONDS = 10
+# A session bus of the test's own. It starts no services on demand: a notification daemon
+# that the bus started itself would not be on the test's display.
+BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>{address}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"""
+
+
+def _announced(read_end: int, what: str) -> str:
+    """What a starting program writes to the pipe once it is ready (its display, its
+    bus's address). The pipe stays open: a program may write to it again later."""
+    ready, _, _ = select.select([read_end], [], [], STARTUP_SECONDS)
+    announced = os.read(read_end, 4096).decode().strip() if ready else ""
+    assert announced, f"{what} did not start"
+    return announced
+
+
 @pytest.fixture
 def desktop(tmp_path):
     """A graphical session as the agent meets it on a laptop: an X display (Xvfb), the
-    session's D-Bus, and a notification daemon (dunst) showing what is sent to it. Yields a
-    function running `dunstctl` on that bus."""
+    session's D-Bus, and a notification daemon (dunst) showing what is sent to it."""
+    missing = [tool for tool in DESKTOP_TOOLS if shutil.which(tool) is None]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not found: `make test` installs Debian's "
+                    "dunst, libnotify-bin, xvfb, dbus and systemd")  # fmt: skip
     processes: list[subprocess.Popen] = []
-    read_end, write_end = os.pipe()
-    processes.append(subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "800x600x24", "-nolisten", "tcp"],
-        pass_fds=[write_end], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    ))  # fmt: skip
-    os.close(write_end)
-    with os.fdopen(read_end) as displayfd:
-        display = ":" + displayfd.readline().strip()
-    bus_path = tmp_path / "run" / str(os.getuid()) / "bus"
-    bus_path.parent.mkdir(parents=True)
-    bus = f"unix:path={bus_path}"
-    processes.append(subprocess.Popen(
-        ["dbus-daemon", "--session", "--nofork", f"--address={bus}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    ))  # fmt: skip
-    config = tmp_path / "config"
-    config.mkdir()
-    env = {**os.environ, "DISPLAY": display, "DBUS_SESSION_BUS_ADDRESS": bus,
-           "XDG_CONFIG_HOME": str(config)}  # fmt: skip
+    pipes: list[int] = []
 
-    def dunstctl(*argv: str) -> str:
-        return subprocess.run(["dunstctl", *argv], env=env, capture_output=True, text=True,
-                              check=True, timeout=10).stdout  # fmt: skip
+    def start(argv: list[str], **options) -> None:
+        processes.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL, **options))  # fmt: skip
+
+    def pipe() -> tuple[int, int]:
+        read_end, write_end = os.pipe()
+        pipes.append(read_end)
+        return read_end, write_end
 
     try:
-        deadline = time.monotonic() + 10
-        while not bus_path.exists():
-            assert time.monotonic() < deadline, "the session bus did not start"
-            time.sleep(0.05)
-        processes.append(subprocess.Popen(["dunst"], env=env, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL))  # fmt: skip
+        read_end, write_end = pipe()
+        # No reset when the last client goes: a reset would announce the display again.
+        start(["Xvfb", "-displayfd", str(write_end), "-noreset", "-nolisten", "tcp",
+               "-screen", "0", "800x600x24"], pass_fds=[write_end])  # fmt: skip
+        os.close(write_end)
+        display = ":" + _announced(read_end, "Xvfb")
+
+        # Where a session's bus is, under a runtime directory of the test's own.
+        bus_path = tmp_path / "run" / str(os.getuid()) / "bus"
+        bus_path.parent.mkdir(parents=True)
+        config = tmp_path / "bus.conf"
+        config.write_text(BUS_CONFIG.format(address=f"unix:path={bus_path}"))
+        read_end, write_end = pipe()
+        start(["dbus-daemon", f"--config-file={config}", "--nofork",
+               f"--print-address={write_end}"], pass_fds=[write_end])  # fmt: skip
+        os.close(write_end)
+        bus = _announced(read_end, "the session bus").split(",")[0]
+
+        config_home = tmp_path / "config"
+        config_home.mkdir()
+        env = {name: value for name, value in os.environ.items() if name != "WAYLAND_DISPLAY"}
+        env.update(DISPLAY=display, DBUS_SESSION_BUS_ADDRESS=bus,
+                   XDG_CONFIG_HOME=str(config_home))  # fmt: skip
+
+        def dunstctl(*argv: str) -> str:
+            return subprocess.run(["dunstctl", *argv], env=env, capture_output=True,
+                                  text=True, check=True, timeout=10).stdout  # fmt: skip
+
+        start(["dunst"], env=env)
+        deadline = time.monotonic() + STARTUP_SECONDS
         while True:
             try:
                 dunstctl("count", "displayed")
@@ -85,14 +130,22 @@ def desktop(tmp_path):
             except subprocess.CalledProcessError:
                 assert time.monotonic() < deadline, "the notification daemon did not start"
                 time.sleep(0.05)
-        yield SimpleNamespace(bus=bus, env=env, dunstctl=dunstctl)
+        yield SimpleNamespace(bus=bus, dunstctl=dunstctl)
     finally:
         for process in reversed(processes):
             process.terminate()
-            process.wait(timeout=10)
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for read_end in pipes:
+            os.close(read_end)
 
 
-MESSAGE, PHONE = "Please return this laptop. Reward.", "+7 701 555 01 02"
+# Starting with dashes, as a message might: not to be taken for an option.
+MESSAGE, PHONE = "-- Reward for returning this laptop --", "+7 701 555 01 02"
 
 
 def _lock_and_see_the_message(desktop, tmp_path) -> None:
@@ -138,6 +191,7 @@ def test_as_a_system_service_the_agent_shows_the_owners_message_in_the_session(
     )
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    assert system.USER_BUS == "unix:path=/run/user/{uid}/bus"
     monkeypatch.setattr(system, "USER_BUS", desktop.bus.replace("/run/0/", "/run/{uid}/"))
     # The service's own environment has no session bus: it is found per session.
     monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)

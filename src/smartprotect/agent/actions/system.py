@@ -19,9 +19,10 @@ DEFAULT_RING_COMMAND = ["aplay", "-q", "{sound}"]
 DEFAULT_LOCK_COMMAND = ["loginctl", "lock-sessions"]
 DEFAULT_UNLOCK_COMMAND = ["loginctl", "unlock-sessions"]
 # Shows the owner's message where whoever holds the device sees it, even on the locked
-# screen: a critical desktop notification ({text} is the message, then the phone number).
+# screen: a critical desktop notification ({text} is the message, then the phone number;
+# after "--", so that a message starting with a dash is not taken for an option).
 DEFAULT_MESSAGE_COMMAND = ["notify-send", "--urgency=critical", "--app-name=Smart Protect",
-                           "Smart Protect", "{text}"]  # fmt: skip
+                           "--", "Smart Protect", "{text}"]  # fmt: skip
 # Where a login session's D-Bus listens (systemd's user runtime directory).
 USER_BUS = "unix:path=/run/user/{uid}/bus"
 
