@@ -7,6 +7,7 @@ import re
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 PASSWORD = "correct horse battery"
 
@@ -160,3 +161,17 @@ class LocalReceiver:
         self.received.clear()
         self.arrived.clear()
         self.failing = False
+
+
+def blocked(connection, thread, seconds: float = 10) -> bool:
+    """Whether, within `seconds`, some session of this PostgreSQL database waits for a lock
+    (what runs in `thread`, waiting for one that `connection`, or another session, holds)."""
+    for _ in range(int(seconds * 100)):
+        waiting = connection.execute(text(
+            "SELECT count(*) FROM pg_locks JOIN pg_stat_activity USING (pid)"
+            " WHERE NOT granted AND datname = current_database()"
+        )).scalar()  # fmt: skip
+        if waiting:
+            return True
+        thread.join(0.01)
+    return False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import threading
 from datetime import timedelta
 
 import pytest
@@ -13,13 +14,14 @@ from smartprotect.accounts.models import User
 from smartprotect.accounts.service import create_user
 from smartprotect.audit.models import AuditEvent
 from smartprotect.commands import service as commands
-from smartprotect.commands.models import REDELIVER_AFTER, Kind, State
+from smartprotect.commands.models import REDELIVER_AFTER, Command, Kind, State
 from smartprotect.devices import service as devices
 from smartprotect.devices.models import Capability
 from smartprotect.devices.schemas import CheckIn, EnrollRequest
 from smartprotect.errors import Conflict, PermissionDenied, ValidationFailed
 from smartprotect.mail.links import Links
 from smartprotect.security import hash_password
+from tests.helpers import blocked
 
 PASSWORD = "owner's long password"
 LINKS = Links(base_url="https://smprotect.com")
@@ -146,6 +148,87 @@ def test_a_wipe_can_be_cancelled_until_fetched(db, clock, keyring, owner, device
     commands.deliver(session=db, keyring=keyring, device=device, key=key, clock=clock, links=LINKS)
     with pytest.raises(Conflict):
         commands.cancel(session=db, keyring=keyring, user=owner, command=second, clock=clock)
+
+
+def _meanwhile(session_factory, work) -> tuple[threading.Thread, list]:
+    """`work(session)` in a session and thread of its own, committed; what it raised or
+    returned lands in the list."""
+    outcome: list = []
+
+    def run() -> None:
+        with session_factory() as session:
+            try:
+                outcome.append(work(session))
+                session.commit()
+            except Exception as exc:  # handed to the test
+                outcome.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+def _wait_until_it_waits(engine, thread) -> None:
+    """Until the thread waits for the lock the test holds: PostgreSQL says so; SQLite's one
+    write lock makes any order safe, so a moment is enough."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            assert blocked(connection, thread), "it never waited"
+    else:
+        thread.join(0.3)
+
+
+def test_a_wipe_fetched_while_being_cancelled_is_not_cancelled(
+    db, engine, session_factory, clock, keyring, owner, device, key
+):
+    wipe = _issue(db, keyring, owner, device, clock, Kind.WIPE, password=PASSWORD,
+                  confirm_name="Laptop")  # fmt: skip
+    db.commit()
+    fetching = session_factory()
+    delivered = commands.deliver(session=fetching, keyring=keyring, device=fetching.get(
+        type(device), device.id), key=key, clock=clock, links=LINKS)  # fmt: skip
+    assert [c["command_id"] for c in delivered] == [str(wipe.id)]
+
+    def cancel(session):
+        mine = session.get(type(device), device.id)
+        command = commands.get_command(session=session, device=mine, command_id=wipe.id)
+        return commands.cancel(session=session, keyring=keyring, command=command, clock=clock,
+                               user=session.get(User, owner.id))  # fmt: skip
+
+    thread, outcome = _meanwhile(session_factory, cancel)
+    _wait_until_it_waits(engine, thread)
+    fetching.commit()
+    fetching.close()
+    thread.join(30)
+    [refused] = outcome
+    assert isinstance(refused, Conflict)
+    db.expire_all()
+    assert db.get(type(wipe), wipe.id).state is State.DELIVERED
+
+
+def test_two_wipes_issued_at_once_queue_only_one(
+    db, engine, session_factory, clock, keyring, owner, device
+):
+    db.commit()
+    first = session_factory()
+    _issue(first, keyring, first.get(User, owner.id), first.get(type(device), device.id), clock,
+           Kind.WIPE, password=PASSWORD, confirm_name="Laptop")  # fmt: skip
+
+    def second(session):
+        return _issue(session, keyring, session.get(User, owner.id),
+                      session.get(type(device), device.id), clock, Kind.WIPE,
+                      password=PASSWORD, confirm_name="Laptop")  # fmt: skip
+
+    thread, outcome = _meanwhile(session_factory, second)
+    _wait_until_it_waits(engine, thread)
+    first.commit()
+    first.close()
+    thread.join(30)
+    [refused] = outcome
+    assert isinstance(refused, Conflict)
+    db.expire_all()
+    wipes = db.scalars(select(Command).where(Command.kind == Kind.WIPE)).all()
+    assert [w.state for w in wipes] == [State.QUEUED]
 
 
 def test_a_wiped_device_is_terminal(db, clock, keyring, owner, device, key):

@@ -18,7 +18,7 @@ from smartprotect.errors import NotAuthenticated, ValidationFailed
 from smartprotect.mail.links import Links
 from smartprotect.security import hash_token
 from smartprotect.signing import load
-from tests.helpers import add_owner
+from tests.helpers import add_owner, blocked
 
 DEVICES = 12
 
@@ -93,20 +93,6 @@ async def _together(writer: CheckInWriter, reports: list[devices.Report]) -> lis
     return await asyncio.gather(
         *(writer.submit(report) for report in reports), return_exceptions=True
     )
-
-
-def _blocked(connection, thread, seconds: float = 10) -> bool:
-    """Whether, within `seconds`, some session of this PostgreSQL database waits for a lock
-    (the batch, running in `thread`, waiting for one that `connection` holds)."""
-    for _ in range(int(seconds * 100)):
-        waiting = connection.execute(text(
-            "SELECT count(*) FROM pg_locks JOIN pg_stat_activity USING (pid)"
-            " WHERE NOT granted AND datname = current_database()"
-        )).scalar()  # fmt: skip
-        if waiting:
-            return True
-        thread.join(0.01)
-    return False
 
 
 def _stored(session_factory) -> int:
@@ -320,7 +306,7 @@ def test_check_ins_whose_batch_deadlocks_are_all_stored(
         other.execute(text("SET deadlock_timeout = '5s'"))
         other.execute(rename.where(Device.id == ids[1]))
         batch.start()
-        assert _blocked(other, batch), "the batch never waited for the second device"
+        assert blocked(other, batch), "the batch never waited for the second device"
         # If the batch took the first device before waiting, the two now wait for each other.
         try:
             other.execute(rename.where(Device.id == ids[0]))
@@ -389,7 +375,7 @@ def test_two_batches_following_up_one_lost_device_mail_its_owner_once(
         # its follow-up: it holds the device and tells the owner.
         other.execute(select(Device.id).where(Device.id == device_id).with_for_update())
         locked.set()
-        assert _blocked(other, batch), "the batch's follow-up did not wait for the device"
+        assert blocked(other, batch), "the batch's follow-up did not wait for the device"
         other.execute(
             Device.__table__.update()
             .where(Device.__table__.c.id == device_id)

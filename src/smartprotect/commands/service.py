@@ -164,6 +164,10 @@ def issue(
         confirm_wipe(session=session, keyring=keyring, user=user, device=device,
                      password=password, confirm_name=confirm_name, clock=clock)  # fmt: skip
     now = clock.now()
+    if kind in DESTRUCTIVE:
+        # Two wipes issued at once: the second waits here for the first's transaction, then
+        # finds it pending (on SQLite the write lock already orders them).
+        _lock_device(session, device)
     _expire(session=session, keyring=keyring, device=device, clock=clock)
     if kind in DESTRUCTIVE and session.scalar(
         select(Command.id).where(
@@ -214,6 +218,12 @@ def confirm_wipe(
         raise (PasswordIncorrect if password_wrong else ValidationFailed)(errors)
 
 
+def _lock_device(session: Session, device: Device) -> None:
+    """Hold the device's row until the transaction ends (PostgreSQL; SQLite's write lock
+    holds everything). It still takes new commands' references meanwhile (no key change)."""
+    session.execute(select(Device.id).where(Device.id == device.id).with_for_update(key_share=True))
+
+
 def _expire(*, session: Session, keyring: Keyring, device: Device, clock: Clock) -> None:
     now = clock.now()
     for command in session.scalars(
@@ -259,6 +269,9 @@ def cancel(
     device = session.get(Device, command.device_id)
     if device is None or device.user_id != user.id:
         raise PermissionDenied(N_("No such device."))
+    # Read again, locked: a device fetching it right now (`deliver` locks it too) either
+    # finished first, and it is no longer queued, or waits until the cancel is committed.
+    session.refresh(command, with_for_update=True)
     if command.state is not State.QUEUED:
         raise Conflict(
             N_("The device has already fetched this command; it can no longer be cancelled.")
