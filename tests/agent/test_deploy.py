@@ -3,6 +3,7 @@
 from configparser import ConfigParser
 
 from smartprotect.agent.state import default_state_dir
+from smartprotect.cli.agent import EXIT_DEVICE_REFUSED
 from tests.conftest import ROOT
 
 
@@ -16,6 +17,9 @@ def test_the_unit_runs_the_agent_with_its_state_directory():
     assert state_dir == "/var/lib/" + unit["Service"]["StateDirectory"]
     assert unit["Service"]["StateDirectoryMode"] == "0700"
     assert unit["Install"]["WantedBy"] == "multi-user.target"
+    # Restarted whenever it stops, but for a device the server refuses (a wiped one).
+    assert unit["Service"]["Restart"] == "always"
+    assert unit["Service"]["RestartPreventExitStatus"] == str(EXIT_DEVICE_REFUSED)
 
 
 def test_root_enrolls_into_the_units_state_directory(monkeypatch):

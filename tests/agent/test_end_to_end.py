@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from smartprotect.accounts import service as accounts
 from smartprotect.accounts.schemas import RegistrationConsents, UserCreate
+from smartprotect.cli.agent import EXIT_DEVICE_REFUSED
 from smartprotect.db import unit_of_work
 from smartprotect.devices import service as devices
 from smartprotect.devices.models import Capability, Device
@@ -215,7 +216,8 @@ def test_locate_ring_lock_replay_forgery_and_wipe(
         assert state == "succeeded" and summary["files_removed"] == 2 and summary["failures"] == 0
         assert "SSD" in summary["note"]
         result = _agent("run", "--once", state_dir=state_dir)
-        assert result.returncode == 1 and "refused this device" in result.stderr
+        # Wiped: its credential is refused, with the status the unit does not restart on.
+        assert result.returncode == EXIT_DEVICE_REFUSED and "refused this device" in result.stderr
 
     with session_factory() as session:
         from smartprotect.audit.models import AuditEvent

@@ -172,6 +172,16 @@ def enroll(
     click.echo(f"State kept in {directory}. Start it with: smartprotect agent run")
 
 
+# The server no longer knows this device's credential (wiped, removed, or revoked): running
+# again cannot change that, so the shipped unit does not restart the agent on this status
+# (RestartPreventExitStatus); enrolling again does.
+EXIT_DEVICE_REFUSED = 3
+
+
+class DeviceRefused(click.ClickException):
+    exit_code = EXIT_DEVICE_REFUSED
+
+
 @agent.command()
 @click.option("--once", is_flag=True, help="Run one cycle and exit.")
 @STATE_DIR
@@ -188,6 +198,8 @@ def run(once: bool, state_dir: Path | None) -> None:
     except NotEnrolled as exc:
         raise click.ClickException(str(exc)) from exc
     except client.ServerRefused as exc:
+        if exc.status_code in (401, 403):
+            raise DeviceRefused(f"the server refused this device: {exc}") from exc
         raise click.ClickException(f"the server refused this device: {exc}") from exc
     except Exception as exc:
         if not once:
