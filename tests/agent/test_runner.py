@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import stat
 import uuid
@@ -13,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from smartprotect.agent import client, runner, verify
+from smartprotect.agent.actions import system
 from smartprotect.agent.constants import BUFFER_FILE
 from smartprotect.agent.providers import Fix
 from smartprotect.agent.state import AgentState, save
@@ -119,7 +121,7 @@ def test_fixes_the_server_refuses_are_dropped_not_sent_forever(tmp_path, server)
     assert json.loads((tmp_path / BUFFER_FILE).read_text()) == []
 
 
-def test_the_owners_lock_message_and_a_wipes_journal_are_private(tmp_path, server):
+def test_the_owners_lock_message_and_a_wipes_journal_are_private(tmp_path, server, monkeypatch):
     agent = _agent(tmp_path)
     (tmp_path / "wipe-me").mkdir()
     (tmp_path / "wipe-me" / "secret.txt").write_text("x")
@@ -144,12 +146,24 @@ def test_the_owners_lock_message_and_a_wipes_journal_are_private(tmp_path, serve
         real_remember(command_id)
 
     agent._remember = remember
+    # "Committed" reaches the server while the files are all still there.
+    reported = server.report_command
+    secret = tmp_path / "wipe-me" / "secret.txt"
+    present_when: dict[str, bool] = {}
+
+    def report_command(**report):
+        present_when[report["state"]] = secret.exists()
+        reported(**report)
+
+    monkeypatch.setattr(client, "report_command", report_command)
     server.answers = [{"commands": [wipe]}]
     agent.cycle()
     assert recorded == [0o600]
-    assert not (tmp_path / "wipe-me" / "secret.txt").exists()
-    assert [r["state"] for r in server.results if r["command_id"] == wipe["command_id"]] == [
-        "running", "succeeded"]  # fmt: skip
+    assert not secret.exists()
+    [running, succeeded] = [r for r in server.results if r["command_id"] == wipe["command_id"]]
+    assert running["state"] == "running" and running["result"] == {"committed": True}
+    assert succeeded["state"] == "succeeded" and succeeded["result"]["files_removed"] == 1
+    assert present_when == {"running": True, "succeeded": False}
 
 
 def test_results_that_could_not_be_sent_are_kept_and_sent_later(tmp_path, server, monkeypatch):
@@ -175,3 +189,62 @@ def test_results_that_could_not_be_sent_are_kept_and_sent_later(tmp_path, server
     agent.cycle()
     assert [r["command_id"] for r in server.results] == [ring["command_id"]]
     assert json.loads((tmp_path / "pending-results.json").read_text()) == []
+
+
+def test_a_wipe_cut_short_by_a_restart_is_finished_by_the_next_agent(tmp_path, server, monkeypatch):
+    (tmp_path / "wipe-me").mkdir()
+    (tmp_path / "wipe-me" / "secret.txt").write_text("x")
+    command = _command("wipe")
+    server.answers = [{"commands": [command]}]
+    real_execute = runner.wipe.execute
+
+    def power_cut(directory, paths):
+        raise SystemExit("the machine lost power")
+
+    monkeypatch.setattr(runner.wipe, "execute", power_cut)
+    with pytest.raises(SystemExit):
+        _agent(tmp_path).cycle()
+    assert (tmp_path / "wipe-me" / "secret.txt").exists()
+    assert [r["state"] for r in server.results] == ["running"]
+
+    # Started again: it finishes the wipe before anything else, and when the server hands the
+    # command out again (no final report had come), it is not run a second time.
+    monkeypatch.setattr(runner.wipe, "execute", real_execute)
+    ran = []
+    monkeypatch.setattr(runner.wipe, "commit", lambda *args: ran.append(args))
+    server.answers = [{"commands": [command]}]
+    _agent(tmp_path).cycle()
+    assert not (tmp_path / "wipe-me" / "secret.txt").exists()
+    assert [r["state"] for r in server.results] == ["running", "succeeded"]
+    assert server.results[1]["result"]["files_removed"] == 1
+    assert ran == [] and runner.wipe.pending(tmp_path) is None
+
+
+def test_ring_plays_the_generated_alarm_and_unlock_runs_its_command(tmp_path, server):
+    import wave
+
+    agent = _agent(tmp_path)
+    played, unlocked = tmp_path / "played.wav", tmp_path / "unlocked"
+    agent.state.ring_command = ["sh", "-c", f'cp "$0" {played}', "{sound}"]
+    agent.state.unlock_command = ["touch", str(unlocked)]
+    ring, unlock = _command("ring"), _command("unlock")
+    server.answers = [{"commands": [ring, unlock]}]
+    agent.cycle()
+    assert [r["state"] for r in server.results] == ["succeeded", "succeeded"]
+    assert unlocked.exists()
+    # The tone the agent made: ten seconds of a loud square-wave siren.
+    with wave.open(str(played)) as sound:
+        assert (sound.getnchannels(), sound.getsampwidth()) == (1, 2)
+        assert sound.getnframes() == sound.getframerate() * system.RING_SECONDS
+        samples = memoryview(sound.readframes(sound.getnframes())).cast("h")
+    assert max(samples) == 32000 and min(samples) == -32000
+    # Two pitches, alternating four times a second.
+    rate = system.SAMPLE_RATE
+
+    def crossings(start: float) -> int:
+        part = samples[int(start * rate) : int((start + 0.25) * rate)]
+        return sum(1 for a, b in itertools.pairwise(part) if a < 0 <= b)
+
+    low, high = sorted((crossings(0.0), crossings(0.25)))  # cycles in a quarter second
+    assert abs(low - system.RING_FREQUENCY_HZ * 3 // 4 / 4) <= 2
+    assert abs(high - system.RING_FREQUENCY_HZ / 4) <= 2
