@@ -169,7 +169,7 @@ def test_a_queued_command_can_be_cancelled_from_the_page(signed_in, db):
     assert "cancelled" in client.get(f"/devices/{device_id}/commands").text
 
 
-def test_lost_mode_reports_often_and_mails_when_found(signed_in, mailbox, deliver, db):
+def test_lost_mode_reports_often_and_mails_when_found(signed_in, mailbox, deliver, db, clock):
     from sqlalchemy import select
 
     from smartprotect.devices.models import TheftIncident
@@ -192,6 +192,21 @@ def test_lost_mode_reports_often_and_mails_when_found(signed_in, mailbox, delive
     client.post("/api/v1/agent/check-in", json={}, headers=auth)
     deliver()
     assert sum("is back online" in m["Subject"] for m in mailbox.to("aigerim@example.kz")) == 1
+
+    # Found, then lost again after reporting from Almaty: the incident keeps the day and a
+    # whole-degree region, nothing finer (for anonymous statistics).
+    client.post(f"/devices/{device_id}/lost", data={"csrf_token": token, "lost": "0"})
+    fix = {"latitude": 43.238949, "longitude": 76.889709, "accuracy_m": 20, "method": "gps",
+           "fixed_at": clock.now().isoformat()}  # fmt: skip
+    client.post("/api/v1/agent/check-in", json={"locations": [fix]}, headers=auth)
+    client.post(f"/devices/{device_id}/lost", data={"csrf_token": token, "lost": "1"})
+    db.expire_all()
+    incidents = db.scalars(select(TheftIncident).order_by(TheftIncident.id)).all()
+    assert len(incidents) == 2
+    [again] = [i for i in incidents if i.region != "unknown"]
+    assert again.region == "43N 77E" and again.reported_on == clock.now().date()
+    assert {column.name for column in TheftIncident.__table__.columns} == {
+        "id", "reported_on", "region", "platform"}  # fmt: skip
 
 
 def test_remote_wipe_can_be_turned_off_per_device(signed_in):
