@@ -42,11 +42,12 @@ def test_a_filesystem_mounted_inside_a_wipe_path_is_left_alone(tmp_path, monkeyp
     (mounted / "photos" / "kept.jpg").write_bytes(b"jpeg")
     (mounted / "kept.txt").write_text("on another filesystem")
     real_lstat = os.lstat
+    elsewhere = {os.lstat(p).st_ino for p in (mounted, *mounted.rglob("*"))}
 
     def lstat(path, *args, **kwargs):
         # What the kernel says of a mount point and what is under it: another device.
         result = real_lstat(path, *args, **kwargs)
-        if Path(path) == mounted or mounted in Path(path).parents:
+        if result.st_ino in elsewhere:
             fields = list(result)
             fields[stat.ST_DEV] += 1
             return os.stat_result(fields)
@@ -58,7 +59,35 @@ def test_a_filesystem_mounted_inside_a_wipe_path_is_left_alone(tmp_path, monkeyp
     assert (mounted / "photos" / "kept.jpg").read_bytes() == b"jpeg"
     assert (mounted / "kept.txt").exists()
     assert sorted(p.name for p in target.iterdir()) == ["usb-disk"]
-    assert summary["skipped_other_filesystem"] == 2 and summary["failures"] == 0
+    # Not entered at all.
+    assert summary["skipped_other_filesystem"] == 1 and summary["failures"] == 0
+
+
+def test_a_directory_swapped_for_a_symlink_during_the_wipe_leads_nowhere(tmp_path, monkeypatch):
+    """Someone using the stolen machine turns a directory into a link to elsewhere while the
+    wipe runs (as root): the wipe does not follow it."""
+    target, outside = _tree(tmp_path)
+    (outside / "c").write_text("precious, and not in the wipe path")
+    deep = target / "docs" / "deep"
+    real_lstat = os.lstat
+    swapped = []
+
+    def lstat(path, *args, **kwargs):
+        result = real_lstat(path, *args, **kwargs)
+        if Path(path).name == "deep" and not swapped:
+            # Right after the wipe looked at it, before it goes in.
+            deep.rename(tmp_path / "moved-away")
+            deep.symlink_to(outside)
+            swapped.append(path)
+        return result
+
+    monkeypatch.setattr(os, "lstat", lstat)
+    summary = wipe.execute(tmp_path, [str(target)])
+    monkeypatch.undo()
+    assert swapped, "the wipe never looked at the directory"
+    assert (outside / "c").read_text() == "precious, and not in the wipe path"
+    assert (outside / "keep.txt").read_text() == "keep me"
+    assert summary["failures"] >= 1  # what it could not enter, and so not remove
 
 
 def test_an_interrupted_wipe_resumes_from_its_journal(tmp_path):

@@ -64,37 +64,79 @@ def preset_paths(name: str, home: Path) -> list[Path]:
     return [home / relative for relative in PRESETS[name]]
 
 
+# A directory is opened, never passed through by name: no symlink can lead out of it.
+_OPEN_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+
+
 def _remove_tree(root: Path, counts: dict[str, int]) -> None:
     try:
         top = os.lstat(root)
     except FileNotFoundError:
         return
-    if stat.S_ISLNK(top.st_mode) or not stat.S_ISDIR(top.st_mode):
+    if not stat.S_ISDIR(top.st_mode):  # a file, or a symlink (removed, not followed)
         _unlink(root, counts)
         return
-    device = top.st_dev
-    # Bottom-up, never following links; a directory on another filesystem is left alone.
-    for current, dirs, files in os.walk(root, topdown=False, followlinks=False):
-        current_path = Path(current)
+    try:
+        directory = os.open(root, _OPEN_DIRECTORY)
+    except OSError:
+        counts["failures"] += 1
+        return
+    try:
+        if _same(os.fstat(directory), top):
+            _empty(directory, top.st_dev, counts)
+        else:
+            counts["failures"] += 1  # swapped for another since it was looked at
+    finally:
+        os.close(directory)
+    # The wipe path itself stays (empty): it is the owner's configuration, not their data.
+
+
+def _empty(directory: int, device: int, counts: dict[str, int]) -> None:
+    """Remove everything in an open directory, by names relative to it: whatever is
+    renamed or swapped for a symlink meanwhile (by someone using the machine), nothing
+    outside is reached. A directory on another filesystem is left alone."""
+    with os.scandir(directory) as entries:
+        names = [entry.name for entry in entries]
+    for name in names:
         try:
-            if os.lstat(current_path).st_dev != device:
-                counts["skipped_other_filesystem"] += 1
-                continue
+            found = os.lstat(name, dir_fd=directory)
         except FileNotFoundError:
             continue
-        for name in files:
-            _unlink(current_path / name, counts)
-        for name in dirs:
-            entry = current_path / name
-            if entry.is_symlink():
-                _unlink(entry, counts)
-                continue
+        if not stat.S_ISDIR(found.st_mode):
             try:
-                if os.lstat(entry).st_dev == device:
-                    entry.rmdir()
+                os.unlink(name, dir_fd=directory)
+                counts["files_removed"] += 1
+            except FileNotFoundError:
+                pass
             except OSError:
                 counts["failures"] += 1
-    # The wipe path itself stays (empty): it is the owner's configuration, not their data.
+            continue
+        if found.st_dev != device:
+            counts["skipped_other_filesystem"] += 1
+            continue
+        try:
+            child = os.open(name, _OPEN_DIRECTORY, dir_fd=directory)
+        except OSError:
+            counts["failures"] += 1  # e.g. swapped for a symlink since: not followed
+            continue
+        try:
+            if not _same(os.fstat(child), found):
+                counts["failures"] += 1
+                continue
+            _empty(child, device, counts)
+        except RecursionError:
+            counts["failures"] += 1  # nested deeper than any real data: the rest goes on
+            continue
+        finally:
+            os.close(child)
+        try:
+            os.rmdir(name, dir_fd=directory)
+        except OSError:
+            counts["failures"] += 1
+
+
+def _same(opened: os.stat_result, looked_at: os.stat_result) -> bool:
+    return (opened.st_dev, opened.st_ino) == (looked_at.st_dev, looked_at.st_ino)
 
 
 def _unlink(path: Path, counts: dict[str, int]) -> None:
