@@ -226,6 +226,21 @@ def test_locate_ring_lock_replay_forgery_and_wipe(
         tags = session.scalars(select(AuditEvent.action)).all()
         assert tags.count("device:command:issue") == 5
         assert "device:command:state" in tags
+        # The wipe's every step, in order, time-stamped on the command and in the audit log.
+        from smartprotect.commands.models import Command
+
+        command = session.get(Command, wipe)
+        assert command.issued_at <= command.delivered_at <= command.started_at
+        assert command.started_at <= command.finished_at
+        steps = [
+            (event.action, event.actor, event.details.get("state"))
+            for event in session.scalars(select(AuditEvent).order_by(AuditEvent.seq))
+            if event.details.get("command") == str(wipe)
+        ]
+        assert [(action, state) for action, _, state in steps] == [
+            ("device:command:issue", "queued"), ("device:command:deliver", "delivered"),
+            ("device:command:state", "running"), ("device:command:state", "succeeded")]  # fmt: skip
+        assert steps[0][1].startswith("user:") and {a for _, a, _ in steps[1:]} == {"device"}
         assert verify_chain(session=session).ok
 
 
