@@ -248,3 +248,45 @@ def test_ring_plays_the_generated_alarm_and_unlock_runs_its_command(tmp_path, se
     low, high = sorted((crossings(0.0), crossings(0.25)))  # cycles in a quarter second
     assert abs(low - system.RING_FREQUENCY_HZ * 3 // 4 / 4) <= 2
     assert abs(high - system.RING_FREQUENCY_HZ / 4) <= 2
+
+
+def test_an_unreachable_server_is_retried_with_growing_jittered_waits(
+    tmp_path, server, monkeypatch
+):
+    import httpx
+
+    from smartprotect.agent import backoff
+
+    agent = _agent(tmp_path)
+    outages = 5
+    real_check_in = server.check_in
+
+    def check_in(**report):
+        if len(server.check_ins) < outages:
+            server.check_ins.append(report)
+            raise httpx.ConnectError("connection refused")
+        return real_check_in(**report)
+
+    monkeypatch.setattr(client, "check_in", check_in)
+    waits: list[float] = []
+
+    def sleep(seconds):
+        waits.append(seconds)
+
+    class Done(Exception):
+        pass
+
+    def listen(*, until):
+        raise Done  # back online: the loop would now wait on the server
+
+    monkeypatch.setattr(runner.time, "sleep", sleep)
+    monkeypatch.setattr(agent, "_listen", listen)
+    with pytest.raises(Done):
+        agent.run()
+    assert len(waits) == outages
+    for attempt, wait in enumerate(waits):
+        nominal = min(backoff.BASE_RECONNECT_DELAY_SECONDS * 2**attempt,
+                      backoff.MAX_RECONNECT_DELAY_SECONDS)  # fmt: skip
+        assert abs(wait - nominal) <= nominal * backoff.JITTER_FACTOR / 2
+    # The fixes taken meanwhile were kept and all sent once it was back.
+    assert len(server.check_ins[-1]["locations"]) == outages + 1
