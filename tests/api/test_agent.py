@@ -83,6 +83,8 @@ def test_bad_coordinates_are_refused(client, credential, clock, db, overrides):
         headers={"Authorization": f"Bearer {credential}"},
     )
     assert response.status_code == 422, response.text
+    assert db.scalar(select(func.count()).select_from(DeviceLocation)) == 0
+    assert db.scalar(select(Device.last_seen_at)) is None
 
 
 def test_a_fix_from_the_future_changes_nothing(client, credential, clock, db):
@@ -113,9 +115,15 @@ def test_revoked_or_missing_credentials_are_refused(client, credential, clock, d
     db.execute(Device.__table__.update().values(revoked_at=clock.now()))
     db.commit()
     response = client.post(
-        "/api/v1/agent/check-in", json={}, headers={"Authorization": f"Bearer {credential}"}
+        "/api/v1/agent/check-in",
+        json={"battery_percent": 9, "locations": [_fix(clock)]},
+        headers={"Authorization": f"Bearer {credential}"},
     )
     assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    db.expire_all()
+    assert db.scalar(select(func.count()).select_from(DeviceLocation)) == 0
+    assert db.scalar(select(Device.battery_percent)) is None
 
 
 @pytest.fixture

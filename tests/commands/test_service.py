@@ -348,3 +348,19 @@ def test_the_history_shows_and_audits_commands_that_ran_out_of_time(
     event = db.scalars(select(AuditEvent).where(AuditEvent.action == "device:command:state")
                        .order_by(AuditEvent.seq.desc())).first()  # fmt: skip
     assert event.details["state"] == "expired" and event.actor == "server"
+
+
+def test_a_device_cannot_report_on_another_devices_command(db, clock, keyring, owner, device, key):
+    _, code = devices.create_enrollment_code(
+        session=db, keyring=keyring, user=owner, device_name="Phone", clock=clock,
+        capabilities=[Capability.RING],
+    )  # fmt: skip
+    other, _ = devices.enroll(
+        session=db, keyring=keyring, clock=clock,
+        request=EnrollRequest(code=code, platform="linux"),
+    )  # fmt: skip
+    ring = _issue(db, keyring, owner, device, clock, Kind.RING)
+    commands.deliver(session=db, keyring=keyring, device=device, key=key, clock=clock, links=LINKS)
+    with pytest.raises(PermissionDenied):
+        _report(db, keyring, other, ring.id, State.SUCCEEDED, None, clock)
+    assert ring.state is State.DELIVERED and ring.finished_at is None
