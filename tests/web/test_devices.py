@@ -226,3 +226,21 @@ def test_remote_wipe_can_be_turned_off_per_device(signed_in):
     assert response.status_code == 403
     client.post(f"{page}/permissions/wipe", data={"csrf_token": token, "granted": "1"})
     assert 'value="wipe"' in client.get(page).text
+
+
+def test_the_map_takes_its_tiles_from_the_settings_and_works_without(signed_in, settings):
+    device_id, auth, _ = _enrolled(signed_in)
+    signed_in.post(
+        "/api/v1/agent/check-in",
+        json={"locations": [{"latitude": 43.24, "longitude": 76.89, "accuracy_m": 12,
+              "method": "gps", "fixed_at": "2026-01-01T00:00:00+00:00"}]},
+        headers=auth,
+    )  # fmt: skip
+    # No tile server: the map still shows the points (on a plain background) and the table.
+    page = signed_in.get(f"/devices/{device_id}").text
+    assert 'data-tiles=""' in page and "43.24000, 76.89000" in page
+    settings.map_tile_url = "https://tiles.example.kz/{z}/{x}/{y}.png"
+    settings.map_attribution = "© Example tiles"
+    page = signed_in.get(f"/devices/{device_id}").text
+    assert 'data-tiles="https://tiles.example.kz/{z}/{x}/{y}.png"' in page
+    assert 'data-attribution="© Example tiles"' in page
