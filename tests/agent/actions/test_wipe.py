@@ -121,3 +121,47 @@ def test_presets_name_the_users_data(tmp_path):
     assert wipe.preset_paths("ssh", tmp_path) == [tmp_path / ".ssh"]
     with pytest.raises(wipe.UnsafeWipePath):
         wipe.preset_paths("everything", tmp_path)
+
+
+def test_a_link_put_on_the_way_to_a_wipe_path_is_not_followed(tmp_path):
+    """The wipe path was ~/.local/share/evolution at enrollment; since, someone using the
+    machine made ~/.local a link to somewhere else. Nothing there is touched."""
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    (elsewhere / "share" / "evolution").mkdir(parents=True)
+    (elsewhere / "share" / "evolution" / "system-file").write_text("not the owner's mail")
+    home.mkdir()
+    (home / ".local").symlink_to(elsewhere)
+    summary = wipe.execute(tmp_path, [str(home / ".local" / "share" / "evolution")])
+    assert (elsewhere / "share" / "evolution" / "system-file").exists()
+    assert summary["failures"] == 1 and summary["files_removed"] == 0
+
+
+def test_what_cannot_be_read_is_counted_and_the_wipe_goes_on(tmp_path, monkeypatch):
+    target, _ = _tree(tmp_path)
+    real_scandir = os.scandir
+    docs = os.stat(target / "docs")
+
+    def scandir(path=".", *args):
+        if isinstance(path, int) and os.fstat(path).st_ino == docs.st_ino:
+            raise PermissionError("permission denied")  # e.g. a root-squashed network home
+        return real_scandir(path, *args)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    wipe.commit(tmp_path, "cmd-1", [str(target)])
+    summary = wipe.execute(tmp_path, [str(target)])
+    monkeypatch.undo()
+    assert sorted(p.name for p in target.iterdir()) == ["docs"]
+    assert summary["failures"] == 1 and summary["files_removed"] == 2
+    assert wipe.pending(tmp_path) is None  # finished, not retried at every start
+
+
+def test_a_tree_nested_beyond_any_real_data_is_cut_off_once(tmp_path):
+    target = tmp_path / "target"
+    deep = target
+    for _ in range(wipe.MAX_DEPTH + 10):
+        deep = deep / "d"
+    deep.mkdir(parents=True)
+    (target / "top.txt").write_text("x")
+    summary = wipe.execute(tmp_path, [str(target)])
+    assert not (target / "top.txt").exists()
+    assert summary["failures"] == 1 and summary["files_removed"] == 1

@@ -66,87 +66,114 @@ def preset_paths(name: str, home: Path) -> list[Path]:
 
 # A directory is opened, never passed through by name: no symlink can lead out of it.
 _OPEN_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+# Deeper than any real data; each level holds a file descriptor while it is emptied.
+MAX_DEPTH = 256
+
+
+class _Refused(Exception):
+    """A wipe path that no longer leads where it did at enrollment."""
+
+
+def _open_parent(path: Path) -> tuple[int, str]:
+    """The directory holding `path`, opened from / one part at a time without following a
+    symlink (the paths were resolved at enrollment: a link on the way now was put there
+    since, and could lead anywhere), and the last part's name."""
+    *parents, name = path.parts[1:] or [""]
+    if not name or not path.is_absolute():
+        raise _Refused
+    directory = os.open("/", _OPEN_DIRECTORY)
+    try:
+        for part in parents:
+            child = os.open(part, _OPEN_DIRECTORY, dir_fd=directory)
+            os.close(directory)
+            directory = child
+    except OSError:
+        os.close(directory)
+        raise _Refused from None
+    return directory, name
 
 
 def _remove_tree(root: Path, counts: dict[str, int]) -> None:
     try:
-        top = os.lstat(root)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISDIR(top.st_mode):  # a file, or a symlink (removed, not followed)
-        _unlink(root, counts)
-        return
-    try:
-        directory = os.open(root, _OPEN_DIRECTORY)
-    except OSError:
-        counts["failures"] += 1
+        parent, name = _open_parent(root)
+    except (_Refused, OSError):
+        if os.path.lexists(root):
+            counts["failures"] += 1
         return
     try:
-        if _same(os.fstat(directory), top):
-            _empty(directory, top.st_dev, counts)
-        else:
-            counts["failures"] += 1  # swapped for another since it was looked at
+        _remove_entry(parent, name, None, counts, depth=0, keep=True)
     finally:
-        os.close(directory)
+        os.close(parent)
     # The wipe path itself stays (empty): it is the owner's configuration, not their data.
 
 
-def _empty(directory: int, device: int, counts: dict[str, int]) -> None:
-    """Remove everything in an open directory, by names relative to it: whatever is
-    renamed or swapped for a symlink meanwhile (by someone using the machine), nothing
-    outside is reached. A directory on another filesystem is left alone."""
-    with os.scandir(directory) as entries:
-        names = [entry.name for entry in entries]
-    for name in names:
-        try:
-            found = os.lstat(name, dir_fd=directory)
-        except FileNotFoundError:
-            continue
-        if not stat.S_ISDIR(found.st_mode):
-            try:
-                os.unlink(name, dir_fd=directory)
-                counts["files_removed"] += 1
-            except FileNotFoundError:
-                pass
-            except OSError:
-                counts["failures"] += 1
-            continue
-        if found.st_dev != device:
-            counts["skipped_other_filesystem"] += 1
-            continue
-        try:
-            child = os.open(name, _OPEN_DIRECTORY, dir_fd=directory)
-        except OSError:
-            counts["failures"] += 1  # e.g. swapped for a symlink since: not followed
-            continue
-        try:
-            if not _same(os.fstat(child), found):
-                counts["failures"] += 1
-                continue
-            _empty(child, device, counts)
-        except RecursionError:
-            counts["failures"] += 1  # nested deeper than any real data: the rest goes on
-            continue
-        finally:
-            os.close(child)
-        try:
-            os.rmdir(name, dir_fd=directory)
-        except OSError:
-            counts["failures"] += 1
-
-
-def _same(opened: os.stat_result, looked_at: os.stat_result) -> bool:
-    return (opened.st_dev, opened.st_ino) == (looked_at.st_dev, looked_at.st_ino)
-
-
-def _unlink(path: Path, counts: dict[str, int]) -> None:
+def _remove_entry(
+    parent: int, name: str, device: int | None, counts: dict[str, int], *, depth: int,
+    keep: bool = False,
+) -> bool:  # fmt: skip
+    """Remove one entry of an open directory (a directory's contents first; with `keep`,
+    the directory itself stays); whether it is gone (or emptied)."""
     try:
-        path.unlink()
-        counts["files_removed"] += 1
+        found = os.lstat(name, dir_fd=parent)
     except FileNotFoundError:
-        pass
+        return True
     except OSError:
         counts["failures"] += 1
+        return False
+    if not stat.S_ISDIR(found.st_mode):  # a file, a symlink (not followed), a socket...
+        try:
+            os.unlink(name, dir_fd=parent)
+            counts["files_removed"] += 1
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError:
+            counts["failures"] += 1
+            return False
+    if device is not None and found.st_dev != device:
+        counts["skipped_other_filesystem"] += 1
+        return False
+    if depth >= MAX_DEPTH:
+        counts["failures"] += 1
+        return False
+    try:
+        directory = os.open(name, _OPEN_DIRECTORY, dir_fd=parent)
+    except OSError:
+        counts["failures"] += 1  # e.g. swapped for a symlink since it was looked at
+        return False
+    try:
+        if (os.fstat(directory).st_dev, os.fstat(directory).st_ino) != (
+            found.st_dev, found.st_ino
+        ):  # fmt: skip
+            counts["failures"] += 1  # swapped for another directory since
+            return False
+        emptied = _empty(directory, found.st_dev, counts, depth=depth + 1)
+    finally:
+        os.close(directory)
+    if keep or not emptied:
+        return emptied  # what is left in it was counted already
+    try:
+        os.rmdir(name, dir_fd=parent)
+        return True
+    except OSError:
+        counts["failures"] += 1
+        return False
+
+
+def _empty(directory: int, device: int, counts: dict[str, int], *, depth: int) -> bool:
+    """Remove everything in an open directory, by names relative to it: whatever is renamed
+    or swapped for a symlink meanwhile (by someone using the machine), nothing outside is
+    reached. A directory on another filesystem is left alone."""
+    try:
+        with os.scandir(directory) as entries:
+            names = [entry.name for entry in entries]
+    except OSError:
+        counts["failures"] += 1
+        return False
+    emptied = True
+    for name in names:
+        emptied &= _remove_entry(directory, name, device, counts, depth=depth)
+    return emptied
 
 
 def commit(state_dir: Path, command_id: str, paths: list[str]) -> None:
@@ -168,6 +195,11 @@ def execute(state_dir: Path, paths: list[str]) -> dict:
         if path.resolve() == Path("/"):
             counts["failures"] += 1  # never, whatever the journal says
             continue
-        _remove_tree(path, counts)
+        try:
+            _remove_tree(path, counts)
+        except OSError:
+            # Whatever the disk says, the wipe finishes and reports: an error here must not
+            # leave the journal to fail again at every start.
+            counts["failures"] += 1
     (state_dir / JOURNAL).unlink(missing_ok=True)
     return {**counts, "note": SSD_NOTE}
