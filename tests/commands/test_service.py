@@ -364,3 +364,29 @@ def test_a_device_cannot_report_on_another_devices_command(db, clock, keyring, o
     with pytest.raises(PermissionDenied):
         _report(db, keyring, other, ring.id, State.SUCCEEDED, None, clock)
     assert ring.state is State.DELIVERED and ring.finished_at is None
+
+
+def test_a_command_issued_while_a_wipe_completes_is_refused(
+    db, engine, session_factory, clock, keyring, owner, device, key
+):
+    wipe = _issue(db, keyring, owner, device, clock, Kind.WIPE, password=PASSWORD,
+                  confirm_name="Laptop")  # fmt: skip
+    commands.deliver(session=db, keyring=keyring, device=device, key=key, clock=clock, links=LINKS)
+    db.commit()
+    reporting = session_factory()
+    _report(reporting, keyring, reporting.get(type(device), device.id), wipe.id, State.SUCCEEDED,
+            {"files_removed": 1}, clock)  # fmt: skip
+
+    def ring(session):
+        return _issue(session, keyring, session.get(User, owner.id),
+                      session.get(type(device), device.id), clock, Kind.RING)  # fmt: skip
+
+    thread, outcome = _meanwhile(session_factory, ring)
+    _wait_until_it_waits(engine, thread)
+    reporting.commit()
+    reporting.close()
+    thread.join(30)
+    [refused] = outcome
+    assert isinstance(refused, Conflict)
+    db.expire_all()
+    assert db.scalars(select(Command.kind)).all() == [Kind.WIPE]

@@ -198,7 +198,9 @@ def run(once: bool, state_dir: Path | None) -> None:
     except NotEnrolled as exc:
         raise click.ClickException(str(exc)) from exc
     except client.ServerRefused as exc:
-        if exc.status_code in (401, 403):
+        # Only the server's 401 says the credential is dead; a 403 on the way can come from
+        # a proxy or a captive portal, and must not stop a stolen machine's agent.
+        if exc.status_code == 401:
             raise DeviceRefused(f"the server refused this device: {exc}") from exc
         raise click.ClickException(f"the server refused this device: {exc}") from exc
     except Exception as exc:

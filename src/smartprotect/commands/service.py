@@ -164,10 +164,12 @@ def issue(
         confirm_wipe(session=session, keyring=keyring, user=user, device=device,
                      password=password, confirm_name=confirm_name, clock=clock)  # fmt: skip
     now = clock.now()
-    if kind in DESTRUCTIVE:
-        # Two wipes issued at once: the second waits here for the first's transaction, then
-        # finds it pending (on SQLite the write lock already orders them).
-        _lock_device(session, device)
+    # From here on the device stays as it is read now: a wipe issued at the same moment
+    # waits and then finds this one pending, and a wipe completing meanwhile is seen (the
+    # device revoked) rather than missed (on SQLite the write lock already orders them).
+    _lock_device(session, device)
+    if device.revoked_at is not None:
+        raise Conflict(N_("This device has been wiped or removed; it takes no more commands."))
     _expire(session=session, keyring=keyring, device=device, clock=clock)
     if kind in DESTRUCTIVE and session.scalar(
         select(Command.id).where(
@@ -219,9 +221,10 @@ def confirm_wipe(
 
 
 def _lock_device(session: Session, device: Device) -> None:
-    """Hold the device's row until the transaction ends (PostgreSQL; SQLite's write lock
-    holds everything). It still takes new commands' references meanwhile (no key change)."""
-    session.execute(select(Device.id).where(Device.id == device.id).with_for_update(key_share=True))
+    """Read the device again and hold its row until the transaction ends (PostgreSQL;
+    SQLite's write lock holds everything), always before its commands' rows, as check-ins'
+    follow-ups do. New commands can still refer to it meanwhile (no key change)."""
+    session.refresh(device, with_for_update={"key_share": True})
 
 
 def _expire(*, session: Session, keyring: Keyring, device: Device, clock: Clock) -> None:
@@ -334,7 +337,8 @@ def report(
     links: Links,
 ) -> Command:
     """A device reports progress on a command it was given."""
-    command = session.get(Command, command_id)
+    _lock_device(session, device)  # a wipe's success revokes it
+    command = session.get(Command, command_id, with_for_update=True)
     if command is None or command.device_id != device.id:
         raise PermissionDenied(N_("No such command for this device."))
     if command.state is state:
@@ -347,7 +351,9 @@ def report(
         # fetched yet will never run.
         device.revoked_at = clock.now()
         for left in session.scalars(
-            select(Command).where(Command.device_id == device.id, Command.state == State.QUEUED)
+            select(Command)
+            .where(Command.device_id == device.id, Command.state == State.QUEUED)
+            .with_for_update()
         ):
             _move(left, State.CANCELLED, clock.now())
             _audit(session, keyring, clock, device, left, Tag.COMMAND_CANCELLED, "server")
