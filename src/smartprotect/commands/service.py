@@ -343,20 +343,24 @@ def report(
         raise PermissionDenied(N_("No such command for this device."))
     if command.state is state:
         return command  # a result sent again after a lost answer
+    wiped = command.kind is Kind.WIPE and state is State.SUCCEEDED
+    # What a wiped device had not fetched yet will never run: those commands are locked now,
+    # before the audit log's head (as a delivery locks its commands before auditing them).
+    left = session.scalars(
+        select(Command)
+        .where(Command.device_id == device.id, Command.state == State.QUEUED)
+        .order_by(Command.issued_at)
+        .with_for_update()
+    ).all() if wiped else []  # fmt: skip
     _move(command, state, clock.now())
     command.result = result
     _audit(session, keyring, clock, device, command, Tag.COMMAND_STATE, "device")
-    if command.kind is Kind.WIPE and state is State.SUCCEEDED:
-        # A wiped device is terminal: its credential stops working now, and what it had not
-        # fetched yet will never run.
+    if wiped:
+        # A wiped device is terminal: its credential stops working now.
         device.revoked_at = clock.now()
-        for left in session.scalars(
-            select(Command)
-            .where(Command.device_id == device.id, Command.state == State.QUEUED)
-            .with_for_update()
-        ):
-            _move(left, State.CANCELLED, clock.now())
-            _audit(session, keyring, clock, device, left, Tag.COMMAND_CANCELLED, "server")
+        for other in left:
+            _move(other, State.CANCELLED, clock.now())
+            _audit(session, keyring, clock, device, other, Tag.COMMAND_CANCELLED, "server")
         summary = result or {}
         _mail_owner(
             session, device, "wipe_completed", clock, links,
