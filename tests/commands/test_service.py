@@ -150,9 +150,9 @@ def test_a_wipe_can_be_cancelled_until_fetched(db, clock, keyring, owner, device
         commands.cancel(session=db, keyring=keyring, user=owner, command=second, clock=clock)
 
 
-def _meanwhile(session_factory, work) -> tuple[threading.Thread, list]:
-    """`work(session)` in a session and thread of its own, committed; what it raised or
-    returned lands in the list."""
+def _while_held(engine, session_factory, holder, work):
+    """`work(session)` in a session and thread of its own while `holder` (another session)
+    holds its locks, which it then commits: what `work` returned or raised."""
     outcome: list = []
 
     def run() -> None:
@@ -165,17 +165,18 @@ def _meanwhile(session_factory, work) -> tuple[threading.Thread, list]:
 
     thread = threading.Thread(target=run)
     thread.start()
-    return thread, outcome
-
-
-def _wait_until_it_waits(engine, thread) -> None:
-    """Until the thread waits for the lock the test holds: PostgreSQL says so; SQLite's one
-    write lock makes any order safe, so a moment is enough."""
+    # Until the thread waits for the holder: PostgreSQL says so; SQLite's one write lock
+    # makes any order safe, so a moment is enough.
     if engine.dialect.name == "postgresql":
         with engine.connect() as connection:
             assert blocked(connection, thread), "it never waited"
     else:
         thread.join(0.3)
+    holder.commit()
+    holder.close()
+    thread.join(30)
+    [result] = outcome
+    return result
 
 
 def test_a_wipe_fetched_while_being_cancelled_is_not_cancelled(
@@ -195,12 +196,7 @@ def test_a_wipe_fetched_while_being_cancelled_is_not_cancelled(
         return commands.cancel(session=session, keyring=keyring, command=command, clock=clock,
                                user=session.get(User, owner.id))  # fmt: skip
 
-    thread, outcome = _meanwhile(session_factory, cancel)
-    _wait_until_it_waits(engine, thread)
-    fetching.commit()
-    fetching.close()
-    thread.join(30)
-    [refused] = outcome
+    refused = _while_held(engine, session_factory, fetching, cancel)
     assert isinstance(refused, Conflict)
     db.expire_all()
     assert db.get(type(wipe), wipe.id).state is State.DELIVERED
@@ -219,12 +215,7 @@ def test_two_wipes_issued_at_once_queue_only_one(
                       session.get(type(device), device.id), clock, Kind.WIPE,
                       password=PASSWORD, confirm_name="Laptop")  # fmt: skip
 
-    thread, outcome = _meanwhile(session_factory, second)
-    _wait_until_it_waits(engine, thread)
-    first.commit()
-    first.close()
-    thread.join(30)
-    [refused] = outcome
+    refused = _while_held(engine, session_factory, first, second)
     assert isinstance(refused, Conflict)
     db.expire_all()
     wipes = db.scalars(select(Command).where(Command.kind == Kind.WIPE)).all()
@@ -381,12 +372,7 @@ def test_a_command_issued_while_a_wipe_completes_is_refused(
         return _issue(session, keyring, session.get(User, owner.id),
                       session.get(type(device), device.id), clock, Kind.RING)  # fmt: skip
 
-    thread, outcome = _meanwhile(session_factory, ring)
-    _wait_until_it_waits(engine, thread)
-    reporting.commit()
-    reporting.close()
-    thread.join(30)
-    [refused] = outcome
+    refused = _while_held(engine, session_factory, reporting, ring)
     assert isinstance(refused, Conflict)
     db.expire_all()
     assert db.scalars(select(Command.kind)).all() == [Kind.WIPE]
