@@ -142,9 +142,8 @@ def _remove_entry(
         counts["failures"] += 1  # e.g. swapped for a symlink since it was looked at
         return False
     try:
-        if (os.fstat(directory).st_dev, os.fstat(directory).st_ino) != (
-            found.st_dev, found.st_ino
-        ):  # fmt: skip
+        opened = os.fstat(directory)
+        if (opened.st_dev, opened.st_ino) != (found.st_dev, found.st_ino):
             counts["failures"] += 1  # swapped for another directory since
             return False
         emptied = _empty(directory, found.st_dev, counts, depth=depth + 1)
