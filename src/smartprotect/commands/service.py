@@ -44,6 +44,7 @@ from smartprotect.privacy.keys.master import Keyring
 
 COMMAND_TTL = timedelta(days=7)
 DESTRUCTIVE = frozenset({Kind.WIPE})
+DEVICE_ENDED = N_("This device has been wiped or removed; it takes no more commands.")
 LOCK_MESSAGE_MAX = 200
 KIND_LABELS: dict[Kind, str] = {
     Kind.LOCATE: N_("Locate"),
@@ -152,7 +153,7 @@ def issue(
     if device.user_id != user.id:
         raise PermissionDenied(N_("No such device."))
     if device.revoked_at is not None:
-        raise Conflict(N_("This device has been wiped or removed; it takes no more commands."))
+        raise Conflict(DEVICE_ENDED)
     if not devices.may(session=session, device=device, capability=KIND_CAPABILITY[kind]):
         raise PermissionDenied(N_("You have not permitted this on the device."))
     params: dict[str, Any] = {}
@@ -169,7 +170,7 @@ def issue(
     # device revoked) rather than missed (on SQLite the write lock already orders them).
     _lock_device(session, device)
     if device.revoked_at is not None:
-        raise Conflict(N_("This device has been wiped or removed; it takes no more commands."))
+        raise Conflict(DEVICE_ENDED)
     _expire(session=session, keyring=keyring, device=device, clock=clock)
     if kind in DESTRUCTIVE and session.scalar(
         select(Command.id).where(

@@ -65,7 +65,7 @@ BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Config
 
 def _announced(read_end: int, what: str) -> str:
     """What a starting program writes to the pipe once it is ready (its display, its
-    bus's address). The pipe stays open: a program may write to it again later."""
+    bus's address). The pipe stays open: Xvfb may write to it again later."""
     ready, _, _ = select.select([read_end], [], [], STARTUP_SECONDS)
     announced = os.read(read_end, 4096).decode().strip() if ready else ""
     assert announced, f"{what} did not start"
@@ -87,29 +87,27 @@ def desktop(tmp_path):
         processes.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL,
                                           stderr=subprocess.DEVNULL, **options))  # fmt: skip
 
-    def pipe() -> tuple[int, int]:
+    def announced_by(argv: list[str], what: str) -> str:
+        """Start a program that writes to the file descriptor in its arguments ("{fd}")
+        once it is ready; what it wrote. The pipe stays open until the end."""
         read_end, write_end = os.pipe()
         pipes.append(read_end)
-        return read_end, write_end
+        start([part.replace("{fd}", str(write_end)) for part in argv], pass_fds=[write_end])
+        os.close(write_end)
+        return _announced(read_end, what)
 
     try:
-        read_end, write_end = pipe()
         # No reset when the last client goes: a reset would announce the display again.
-        start(["Xvfb", "-displayfd", str(write_end), "-noreset", "-nolisten", "tcp",
-               "-screen", "0", "800x600x24"], pass_fds=[write_end])  # fmt: skip
-        os.close(write_end)
-        display = ":" + _announced(read_end, "Xvfb")
+        display = ":" + announced_by(["Xvfb", "-displayfd", "{fd}", "-noreset", "-nolisten",
+                                      "tcp", "-screen", "0", "800x600x24"], "Xvfb")  # fmt: skip
 
         # Where a session's bus is, under a runtime directory of the test's own.
         bus_path = tmp_path / "run" / str(os.getuid()) / "bus"
         bus_path.parent.mkdir(parents=True)
         config = tmp_path / "bus.conf"
         config.write_text(BUS_CONFIG.format(address=f"unix:path={bus_path}"))
-        read_end, write_end = pipe()
-        start(["dbus-daemon", f"--config-file={config}", "--nofork",
-               f"--print-address={write_end}"], pass_fds=[write_end])  # fmt: skip
-        os.close(write_end)
-        bus = _announced(read_end, "the session bus").split(",")[0]
+        bus = announced_by(["dbus-daemon", f"--config-file={config}", "--nofork",
+                            "--print-address={fd}"], "the session bus").split(",")[0]  # fmt: skip
 
         config_home = tmp_path / "config"
         config_home.mkdir()
